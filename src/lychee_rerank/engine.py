@@ -1,0 +1,201 @@
+"""``LycheeReranker``: the one obvious entry point.
+
+``rerank()`` normalises inputs (:mod:`.inputs`), asks the backend for scores
+(:meth:`Backend.score_pairs`, for the model in :mod:`.backends.lychee`) and ranks them
+(:mod:`.postprocess`). Every interface (CLI, HTTP, UI) calls this, never a backend directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .backends.base import Backend, ProgressCallback
+from .inputs import Content, ImageLimits, InputError, InputLike, to_content
+from .postprocess import PostProcessOptions, rank
+from .prompt import ScoringMode, resolve_instruction
+from .results import PairScore, RerankResult
+
+logger = logging.getLogger("lychee_rerank")
+
+
+class ScoringError(RuntimeError):
+    """Raised with ``raise_on_error=True`` when a document could not be scored."""
+
+
+class LycheeReranker:
+    """Multimodal reranker: ``rerank(query, documents)`` returns ranked :class:`RerankResult` records."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        image_limits: ImageLimits | None = None,
+        templates_file: str | Path | None = None,
+        tie_epsilon: float = 0.01,
+        scale: float = 1.0,
+    ) -> None:
+        self.backend = backend
+        self.image_limits = image_limits or ImageLimits()
+        self.templates_file = templates_file
+        self.tie_epsilon = tie_epsilon
+        self.scale = scale
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_name_or_path: str | Path,
+        *,
+        device: str | torch.device | None = "auto",
+        dtype: str | torch.dtype | None = "auto",
+        attn_implementation: str | None = "auto",
+        min_pixels: int | None = 4 * 28 * 28,
+        max_pixels: int | None = 1280 * 28 * 28,
+        scoring: ScoringMode = "yesno",
+        max_query_tokens: int | None = None,
+        max_doc_tokens: int | None = None,
+        adapter: str | Path | None = None,
+        merge_adapter: bool = False,
+        **kwargs: Any,
+    ) -> "LycheeReranker":
+        """Load lychee-rerank-mm (hub id or local directory) or another Qwen2.5-VL style model.
+
+        Defaults pick BF16 (else FP16) and Flash-Attention-2 (else SDPA) on CUDA, FP32 and
+        SDPA on CPU; the choice is on ``reranker.device``, ``.dtype``, ``.attn_implementation``.
+        ``min_pixels``/``max_pixels`` bound each image's visual tokens (defaults as in the
+        published scripts: 4 to 1280 tokens). Other keyword arguments go to the constructor.
+        """
+        from .backends.lychee import DEFAULT_MAX_DOC_TOKENS, DEFAULT_MAX_QUERY_TOKENS, LycheeBackend
+        from .loading import load
+
+        loaded = load(
+            model_name_or_path,
+            device=device,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            adapter=adapter,
+            merge_adapter=merge_adapter,
+        )
+        backend = LycheeBackend(
+            loaded,
+            scoring=scoring,
+            max_query_tokens=max_query_tokens or DEFAULT_MAX_QUERY_TOKENS,
+            max_doc_tokens=max_doc_tokens or DEFAULT_MAX_DOC_TOKENS,
+        )
+        return cls(backend, **kwargs)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.backend.info()
+
+    @property
+    def device(self) -> str | None:
+        return self.info.get("device")
+
+    @property
+    def dtype(self) -> str | None:
+        return self.info.get("dtype")
+
+    @property
+    def attn_implementation(self) -> str | None:
+        return self.info.get("attn_implementation")
+
+    def __repr__(self) -> str:
+        details = ", ".join(f"{k}={v}" for k, v in self.info.items())
+        return f"LycheeReranker({details})"
+
+    # ------------------------------------------------------------------ API
+    def rerank(
+        self,
+        query: InputLike,
+        documents: Sequence[InputLike],
+        instruction: str | None = None,
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+        batch_size: int = 8,
+        *,
+        template: str | None = None,
+        normalize: bool = False,
+        scale: float | None = None,
+        tie_epsilon: float | None = None,
+        raise_on_error: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> list[RerankResult]:
+        """Score every document against ``query`` and return records sorted best first.
+
+        ``score_threshold`` is in the display scale (``scale=10`` for 0-10 scores). A document
+        that cannot be read or scored gets score 0 and an ``error`` and comes last, unless
+        ``raise_on_error=True``. An unusable query raises :class:`InputError`: nothing could
+        be scored against it.
+        """
+        options = PostProcessOptions(
+            top_k=top_k,
+            score_threshold=score_threshold,
+            tie_epsilon=self.tie_epsilon if tie_epsilon is None else tie_epsilon,
+            normalize=normalize,
+            scale=self.scale if scale is None else scale,
+        )
+        instruction = resolve_instruction(instruction, template, self.templates_file)
+        q = self.to_query(query)
+        docs = list(documents)
+        contents: list[Content | None] = []
+        scores: list[PairScore] = [PairScore() for _ in docs]
+        for i, doc in enumerate(docs):
+            try:
+                content = to_content(doc, limits=self.image_limits)
+                if content.is_empty:
+                    raise InputError(f"document {i} is empty: give text, an image, or both")
+                contents.append(content)
+            except InputError as exc:
+                if raise_on_error:
+                    raise
+                contents.append(None)
+                scores[i] = PairScore(error=str(exc))
+
+        valid = [i for i, c in enumerate(contents) if c is not None]
+        if valid:
+            scored = self.backend.score_pairs(
+                q,
+                [contents[i] for i in valid],  # type: ignore[misc]
+                instruction=instruction,
+                batch_size=batch_size,
+                progress=progress,
+            )
+            for i, s in zip(valid, scored):
+                scores[i] = s
+        if raise_on_error:
+            for i, s in enumerate(scores):
+                if s.error is not None:
+                    raise ScoringError(f"document {i}: {s.error}")
+        return rank(
+            scores,
+            docs,
+            options,
+            sources=[c.describe() if c is not None else _describe_raw(d) for c, d in zip(contents, docs)],
+            modalities=[c.modality if c is not None else None for c in contents],
+        )
+
+    def score(self, query: InputLike, document: InputLike, instruction: str | None = None, *, template: str | None = None) -> float:
+        """Relevance of one pair in the reranker's display scale; raises if it cannot be scored."""
+        results = self.rerank(query, [document], instruction=instruction, template=template, raise_on_error=True)
+        return results[0].score
+
+    def to_query(self, query: InputLike) -> Content:
+        q = to_content(query, limits=self.image_limits)
+        if q.is_empty or (q.text is not None and not q.text.strip() and not q.has_image):
+            raise InputError("query is empty: give text, an image, or both")
+        return q
+
+
+def _describe_raw(obj: Any) -> str:
+    if isinstance(obj, (str, Path)):
+        text = str(obj)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return f"<{type(obj).__name__}>"

@@ -1,0 +1,252 @@
+"""Turn whatever a user hands us into a :class:`Content` (text and/or a clean RGB image).
+
+Every interface (library, CLI, HTTP, UI) funnels through :func:`to_content`, so an image
+is decoded, rotated and converted exactly once and the same way everywhere; that is what
+keeps a pair's score independent of the interface that asked for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Default decompression-bomb limit (pixels). 64 MP is larger than any phone photo but far
+#: below what would exhaust memory while decoding.
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+#: Default cap on an encoded image's size in bytes.
+DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
+
+SUPPORTED_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+class InputError(ValueError):
+    """A query or document that cannot be used; the message says what is wrong and why."""
+
+
+@dataclass(frozen=True)
+class Content:
+    """One side of a pair: text, an image, or both (the image is shown before the text)."""
+
+    text: str | None = None
+    image: Image.Image | None = field(default=None, compare=False)
+    source: str | None = None
+    """Where the image came from (a path, ``"<bytes>"``, ``"<data-uri>"``), for display."""
+    image_hash: str | None = None
+    """SHA-256 of the decoded RGB pixels, so caches and tests can recognise the same image."""
+
+    @property
+    def has_image(self) -> bool:
+        return self.image is not None
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.has_text and not self.has_image
+
+    @property
+    def modality(self) -> str:
+        """``"text"``, ``"image"`` or ``"text+image"``."""
+        if self.has_image and self.has_text:
+            return "text+image"
+        return "image" if self.has_image else "text"
+
+    def describe(self) -> str:
+        """A short label for tables and logs."""
+        if self.source:
+            return self.source
+        if self.has_text:
+            text = self.text or ""
+            return text if len(text) <= 60 else text[:57] + "..."
+        return "<image>"
+
+
+InputLike = Union[str, bytes, Path, Image.Image, Content, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Limits applied while decoding, so one hostile file cannot take the process down."""
+
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+
+
+def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: Path | None = None) -> Content:
+    """Normalise a query or document.
+
+    ``str`` is text (unless it is a ``data:image/...`` URI), ``Path`` is an image file,
+    ``bytes`` are an encoded image, a ``PIL.Image`` is used as is, and a mapping
+    ``{"text": ..., "image": ...}`` (or a :class:`Content`) mixes both. Raises
+    :class:`InputError` with a precise message for anything unusable.
+    """
+    limits = limits or ImageLimits()
+    if isinstance(obj, Content):
+        if obj.image is not None and obj.image.mode != "RGB":
+            return Content(obj.text, to_rgb(obj.image), obj.source, pixel_hash(to_rgb(obj.image)))
+        return obj
+    if isinstance(obj, str):
+        if obj.startswith("data:"):
+            return _image_content(decode_data_uri(obj), "<data-uri>", limits)
+        return Content(text=obj)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return _image_content(bytes(obj), "<bytes>", limits)
+    if isinstance(obj, Path):
+        return _image_content(_read_path(obj, limits, base_dir), str(obj), limits)
+    if isinstance(obj, Image.Image):
+        check_pixels(obj.size, limits, "image")
+        image = to_rgb(obj)
+        return Content(image=image, source=None, image_hash=pixel_hash(image))
+    if isinstance(obj, Mapping):
+        unknown = set(obj) - {"text", "image", "source"}
+        if unknown:
+            raise InputError(
+                f"unsupported key(s) {sorted(unknown)} in a content mapping: expected 'text' and/or 'image'"
+            )
+        text = obj.get("text")
+        if text is not None and not isinstance(text, str):
+            raise InputError(f"'text' must be a string, got {type(text).__name__}")
+        image_obj = obj.get("image")
+        image_part = None
+        if image_obj is not None:
+            if isinstance(image_obj, str) and not image_obj.startswith("data:"):
+                # In a mapping, a plain string under "image" can only mean a file path.
+                image_obj = Path(image_obj)
+            image_part = to_content(image_obj, limits=limits, base_dir=base_dir)
+            if not image_part.has_image:
+                raise InputError("'image' must be an image (path, bytes, data: URI or PIL image)")
+        return Content(
+            text=text,
+            image=image_part.image if image_part else None,
+            source=obj.get("source") or (image_part.source if image_part else None),
+            image_hash=image_part.image_hash if image_part else None,
+        )
+    raise InputError(
+        f"unsupported input type {type(obj).__name__}: expected str (text), PIL.Image.Image, "
+        "pathlib.Path (image file), bytes (encoded image), a data: URI, or {'text': ..., 'image': ...}"
+    )
+
+
+def decode_data_uri(uri: str) -> bytes:
+    """Decode ``data:image/png;base64,....``; only base64 image payloads are accepted."""
+    header, sep, payload = uri.partition(",")
+    if not sep:
+        raise InputError("malformed data: URI (no comma between header and payload)")
+    mime = header[5:].split(";")[0].strip().lower()
+    if mime and not mime.startswith("image/"):
+        raise InputError(f"unsupported data: URI media type {mime!r}: only image/* is accepted")
+    if ";base64" not in header.lower():
+        raise InputError("unsupported data: URI: only base64-encoded payloads are accepted")
+    try:
+        return base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"data: URI payload is not valid base64 ({exc})") from exc
+
+
+def _read_path(path: Path, limits: ImageLimits, base_dir: Path | None) -> bytes:
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    if not path.exists():
+        raise InputError(f"image file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"expected an image file, got a directory: {path}")
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise InputError(f"image file {path} is {size:,} bytes, over the limit of {limits.max_bytes:,} (max_image_bytes)")
+    return path.read_bytes()
+
+
+def check_pixels(size: tuple[int, int], limits: ImageLimits, name: str) -> None:
+    width, height = size
+    if width * height > limits.max_pixels:
+        raise InputError(
+            f"{name} is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{limits.max_pixels:,} (max_image_pixels)"
+        )
+    if width < 1 or height < 1:
+        raise InputError(f"{name} has no pixels ({width}x{height})")
+
+
+def _image_content(data: bytes, source: str, limits: ImageLimits) -> Content:
+    image = decode_image(data, limits=limits, name=source)
+    return Content(image=image, source=source, image_hash=pixel_hash(image))
+
+
+def decode_image(data: bytes, *, limits: ImageLimits | None = None, name: str = "image") -> Image.Image:
+    """Decode encoded bytes into an upright RGB image, refusing bombs and broken files."""
+    limits = limits or ImageLimits()
+    if len(data) == 0:
+        raise InputError(f"{name}: empty image data")
+    if len(data) > limits.max_bytes:
+        raise InputError(f"{name} is {len(data):,} bytes, over the limit of {limits.max_bytes:,} (max_image_bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            # The header gives the size before any pixel is decoded: refuse bombs here.
+            check_pixels(image.size, limits, name)
+            image.load()
+    except InputError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise InputError(f"{name}: not a supported image (could not identify the format)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{name}: refused as a decompression bomb ({exc})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{name}: corrupt or truncated image ({exc})") from exc
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)  # animated GIF/WebP: the first frame stands for the image
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block must not lose the picture
+        pass
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB.
+
+    Transparency is composited on white (what a viewer shows), and 16/32-bit greyscale is
+    rescaled rather than clipped, which PIL's plain ``convert`` would do.
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if mode == "F":
+            top = max(float(arr.max(initial=1.0)), 1e-12)
+        arr8 = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def pixel_hash(image: Image.Image) -> str:
+    """Content hash of decoded pixels (plus size), independent of the file's encoding."""
+    digest = hashlib.sha256()
+    digest.update(f"{image.mode}:{image.size[0]}x{image.size[1]}:".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_IMAGE_SUFFIXES

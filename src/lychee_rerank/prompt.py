@@ -1,0 +1,121 @@
+"""The one place a lychee prompt is built.
+
+Inference, the naive reference in the tests and (later) fine-tuning all call
+:func:`build_messages`, so a score can never drift because two code paths wrote the
+prompt differently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+
+from .inputs import Content
+
+#: System message of the published lychee-rerank-mm inference scripts.
+SYSTEM_PROMPT = (
+    "Judge whether the Document meets the requirements based on the Query and the Instruct "
+    'provided. Note that the answer can only be "yes" or "no".'
+)
+#: System message for ``scoring="generate"``: chat VLMs that were not trained as rerankers.
+GENERATE_SYSTEM_PROMPT = (
+    "Judge how well the Document meets the requirements based on the Query and the Instruct "
+    "provided. Answer with a single number from 0 (irrelevant) to 10 (perfect match) and nothing else."
+)
+DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+ScoringMode = Literal["yesno", "generate"]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Chat messages plus the images they refer to, in the order the placeholders appear."""
+
+    messages: list[dict]
+    images: list[Image.Image]
+
+
+def _parts(content: Content) -> list[dict]:
+    parts: list[dict] = []
+    if content.image is not None:
+        parts.append({"type": "image"})
+    if content.text:
+        parts.append({"type": "text", "text": content.text})
+    return parts
+
+
+def build_messages(
+    query: Content,
+    document: Content,
+    instruction: str | None = None,
+    mode: ScoringMode = "yesno",
+) -> Prompt:
+    """Build the published lychee prompt for one (query, document) pair.
+
+    Layout: system message, then one user message whose parts are ``<Instruct>: ...``,
+    ``<Query>:``, the query's image then text, ``\\n<Document>:``, the document's image then
+    text. The caller applies the chat template with the generation prompt (empty assistant turn).
+    """
+    system = SYSTEM_PROMPT if mode == "yesno" else GENERATE_SYSTEM_PROMPT
+    user = [
+        {"type": "text", "text": f"<Instruct>: {instruction or DEFAULT_INSTRUCTION}"},
+        {"type": "text", "text": "<Query>:"},
+        *_parts(query),
+        {"type": "text", "text": "\n<Document>:"},
+        *_parts(document),
+    ]
+    messages = [
+        {"role": "system", "content": [{"type": "text", "text": system}]},
+        {"role": "user", "content": user},
+    ]
+    images = [c.image for c in (query, document) if c.image is not None]
+    return Prompt(messages=messages, images=images)
+
+
+@lru_cache(maxsize=1)
+def builtin_templates() -> dict[str, str]:
+    """Named instructions shipped with the package (``data/instructions.json``)."""
+    text = resources.files("lychee_rerank").joinpath("data/instructions.json").read_text(encoding="utf-8")
+    return dict(json.loads(text))
+
+
+def load_templates(path: str | Path | None = None) -> dict[str, str]:
+    """Built-in templates, overlaid with a user JSON file ``{"name": "instruction", ...}``."""
+    templates = dict(builtin_templates())
+    if path is not None:
+        try:
+            user = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ValueError(f"template file not found: {path}") from exc
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"template file {path} is not valid JSON: {exc}") from exc
+        if not isinstance(user, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in user.items()):
+            raise ValueError(f'template file {path} must be a JSON object {{"name": "instruction", ...}}')
+        templates.update(user)
+    return templates
+
+
+def resolve_instruction(
+    instruction: str | None = None,
+    template: str | None = None,
+    templates_file: str | Path | None = None,
+) -> str:
+    """Pick the instruction: an explicit one wins, then a named template, then the default."""
+    if instruction is not None and template is not None:
+        raise ValueError("give either an instruction or a template name, not both")
+    if instruction is not None:
+        if not instruction.strip():
+            raise ValueError("instruction is empty")
+        return instruction
+    if template is not None:
+        templates = load_templates(templates_file)
+        if template not in templates:
+            raise ValueError(f"unknown template {template!r}; known: {', '.join(sorted(templates))}")
+        return templates[template]
+    return DEFAULT_INSTRUCTION

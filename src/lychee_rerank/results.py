@@ -1,0 +1,52 @@
+"""Plain records handed back to users (library, CLI, HTTP and UI all serialise these)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class PairScore:
+    """What a backend says about one (query, document) pair, before post-processing."""
+
+    score: float = 0.0
+    """Relevance in 0-1 (p(yes) for the model backend)."""
+    yes_logit: float | None = None
+    no_logit: float | None = None
+    raw_output: str | None = None
+    """Generated text (``scoring="generate"``), kept so an unparsable answer can be inspected."""
+    truncated: bool = False
+    error: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    """Backend-specific reasons for the score (e.g. matched tags for the lite backend)."""
+
+
+@dataclass
+class RerankResult:
+    """One ranked document. ``rank`` is 1-based; failed documents come last with ``error`` set."""
+
+    index: int
+    """Position of the document in the input list."""
+    score: float
+    rank: int
+    document: Any
+    yes_logit: float | None = None
+    no_logit: float | None = None
+    tie: bool = False
+    """True when a neighbour in the ranking is within ``tie_epsilon`` (an ≈ in displays)."""
+    error: str | None = None
+    truncated: bool = False
+    """True when the query's or the document's text was cut to the token limit."""
+    raw_score: float = 0.0
+    """The 0-1 relevance before normalisation and display scaling."""
+    raw_output: str | None = None
+    source: str | None = None
+    modality: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, include_document: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not include_document:
+            data.pop("document")
+        return data

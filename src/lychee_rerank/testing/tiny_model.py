@@ -1,0 +1,272 @@
+"""Write a tiny random Qwen2.5-VL checkpoint in the published lychee-rerank-mm on-disk layout.
+
+The tests (and the quickstart, until a real model is configured) need a checkpoint that loads
+through exactly the code path real users take, without the 16 GB download. This one has
+random weights, a byte-level BPE tokenizer trained here in well under a second, and the
+transformers-4.x era files of the real checkpoint: flat ``config.json`` with ``rope_scaling``,
+``preprocessor_config.json``, ``chat_template.json`` and sharded safetensors with 4.x key names.
+
+Usage: ``python -m lychee_rerank.testing.tiny_model OUT_DIR [--seed N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# A Qwen2-VL style chat template (written for this project): images become
+# <|vision_start|><|image_pad|><|vision_end|>, which the processor expands per image.
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' or 'image' in part or 'image_url' in part %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif 'text' in part %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Text the BPE is trained on: the prompt's words, yes/no, and a little English and Chinese,
+# so prompts tokenize into a realistic number of tokens rather than single bytes.
+_CORPUS = """
+Judge whether the Document meets the requirements based on the Query and the Instruct provided.
+Note that the answer can only be "yes" or "no". yes no Yes No
+<Instruct>: Given a web search query, retrieve relevant passages that answer the query
+<Query>: <Document>: system user assistant You are a helpful assistant.
+Rate how well the Document matches the Query on a scale from 0 to 10. Answer with a single number.
+a cat sitting on a window sill, a black cat, a dog in the park, coffee cup on a table, red car
+the quick brown fox jumps over the lazy dog 0 1 2 3 4 5 6 7 8 9 10 score Score: 8.2
+retrieve images that match the text, find product photos, astronaut rocket camera motorcycle
+一只黑猫趴在窗台上 咖啡 图片 文字 检索 相关 商品 主图 白色 红色 得分 分
+""" * 4
+
+
+def build_tokenizer(out_dir: Path) -> "object":
+    """Train a byte-level BPE offline and save it as a Qwen2 fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS.splitlines(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        model_max_length=32768,
+    )
+    fast.padding_side = "left"
+    for word in ("yes", "no"):
+        ids = fast.encode(word, add_special_tokens=False)
+        if len(ids) != 1:  # pragma: no cover - guards a change of corpus
+            raise RuntimeError(f"tiny tokenizer must encode {word!r} as one token, got {ids}")
+    fast.save_pretrained(out_dir)
+    # Make the files look like Qwen's: the class name is what AutoTokenizer reads.
+    cfg_path = out_dir / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "Qwen2Tokenizer"
+    cfg.pop("chat_template", None)
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    return fast
+
+
+def _spread_yes_no(model: "object", tok: "object", image_pad_id: int) -> None:
+    """Make p(yes) vary over 0-1 with the input.
+
+    With random weights the last hidden state is dominated by the fixed prompt tail, so
+    p(yes) sits near one value and sigmoid is flat there: a mismatch between two code paths
+    could hide. We remove the mean hidden direction from ``w_yes - w_no`` and scale what is
+    left, so scores spread around 0.5 where differences show most.
+    """
+    import torch
+
+    from ..prompt import DEFAULT_INSTRUCTION, SYSTEM_PROMPT
+
+    pairs = [
+        ("a cat", "a black cat"), ("coffee", "red car 1 2 3"), ("一只黑猫", "the quick brown fox"),
+        ("rocket", "astronaut camera"), ("dog in the park", "coffee cup on a table"), ("white", "商品 主图"),
+        ("the lazy dog", "score 8"), ("find product photos", "a red car"),
+    ]
+    probes = [
+        f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n<Instruct>: {DEFAULT_INSTRUCTION}"
+        f"<Query>:{q}\n<Document>:{d}<|im_end|>\n<|im_start|>assistant\n"
+        for q, d in pairs
+    ]
+    yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
+    hidden = []
+    with torch.no_grad():
+        for text in probes:
+            ids = torch.tensor([tok.encode(text, add_special_tokens=False)])
+            out = model.model(input_ids=ids)
+            hidden.append(out.last_hidden_state[0, -1])
+        h = torch.stack(hidden)
+        mean = h.mean(0)
+        w = model.lm_head.weight
+        delta = torch.randn_like(w[yes])
+        delta -= (delta @ mean) / (mean @ mean) * mean
+        spread = ((h - mean) @ delta).std()
+        delta *= 2.0 / max(float(spread), 1e-6)
+        w[yes] = w[no] + delta
+
+
+def build(out_dir: str | Path, seed: int = 0) -> Path:
+    """Build the checkpoint in ``out_dir`` and return its path."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(out)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    vocab_size = ((len(tok) + 63) // 64) * 64
+
+    # transformers-4.x flat layout, as in the published checkpoint's config.json.
+    config_dict = {
+        "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+        "model_type": "qwen2_5_vl",
+        "attention_dropout": 0.0,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+        "vision_token_id": ids["<|vision_pad|>"],
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "hidden_act": "silu",
+        "hidden_size": 64,
+        "initializer_range": 0.02,
+        "intermediate_size": 128,
+        "max_position_embeddings": 32768,
+        "max_window_layers": 2,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-06,
+        "rope_theta": 1000000.0,
+        "sliding_window": 32768,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "transformers_version": "4.49.0",
+        "use_cache": True,
+        "use_sliding_window": False,
+        "vision_config": {
+            "depth": 2,
+            "hidden_act": "silu",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "in_chans": 3,
+            "out_hidden_size": 64,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "spatial_patch_size": 14,
+            "window_size": 112,
+            "fullatt_block_indexes": [1],
+            "tokens_per_second": 2,
+            "temporal_patch_size": 2,
+        },
+        "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+        "vocab_size": vocab_size,
+    }
+    torch.manual_seed(seed)
+    config = Qwen2_5_VLConfig(**config_dict)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    _spread_yes_no(model, tok, ids["<|image_pad|>"])
+
+    # Save with the 4.x key names (model.*, visual.*, lm_head.*) in two shards + index.
+    state = {}
+    for key, value in model.state_dict().items():
+        key = key.replace("model.language_model.", "model.").replace("model.visual.", "visual.")
+        state[key] = value.detach().contiguous().clone()
+    keys = sorted(state)
+    shards = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+    weight_map = {}
+    total = 0
+    for i, shard_keys in enumerate(shards, start=1):
+        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file({k: state[k] for k in shard_keys}, str(out / name), metadata={"format": "pt"})
+        for k in shard_keys:
+            weight_map[k] = name
+            total += state[k].numel() * state[k].element_size()
+    (out / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
+    (out / "config.json").write_text(json.dumps(config_dict, indent=2))
+    (out / "generation_config.json").write_text(
+        json.dumps(
+            {
+                "bos_token_id": ids["<|endoftext|>"],
+                "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
+                "pad_token_id": ids["<|endoftext|>"],
+                "do_sample": False,
+                "transformers_version": "4.49.0",
+            },
+            indent=2,
+        )
+    )
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "min_pixels": 3136,
+                "max_pixels": 12845056,
+                "patch_size": 14,
+                "temporal_patch_size": 2,
+                "merge_size": 2,
+                "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                "image_std": [0.26862954, 0.26130258, 0.27577711],
+                "image_processor_type": "Qwen2VLImageProcessor",
+                "processor_class": "Qwen2_5_VLProcessor",
+            },
+            indent=2,
+        )
+    )
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": CHAT_TEMPLATE}, indent=2))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = build(args.out_dir, seed=args.seed)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
