@@ -1,0 +1,219 @@
+"""``lychee``: the command line.
+
+Results go to stdout (table, JSON or CSV); progress, the model line and notices go to stderr,
+so ``lychee rerank ... --format json | jq`` stays clean.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .inputs import InputError, is_image_path
+from .prompt import load_templates
+from .results import RerankResult
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal reranking with lychee-rerank-mm.")
+err = Console(stderr=True)
+PROGRESS_MIN_DOCS = 6
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class Scoring(str, Enum):
+    yesno = "yesno"
+    generate = "generate"
+
+
+RECORD_FIELDS = ["rank", "index", "score", "source", "modality", "tie", "yes_logit", "no_logit", "raw_score", "truncated", "error"]
+
+
+def expand_documents(docs: list[str], as_text: bool) -> list[Any]:
+    """DOC arguments → inputs: image files, every image in a directory, or a glob's matches."""
+    if as_text:
+        return list(docs)
+    out: list[Any] = []
+    for arg in docs:
+        path = Path(arg)
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.is_file() and is_image_path(p)))
+        elif path.exists():
+            out.append(path)
+        elif any(ch in arg for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(arg) if Path(m).is_file())
+            if not matches:
+                err.print(f"[yellow]warning:[/] no file matches {arg!r}")
+            out.extend(matches)
+        else:
+            out.append(path)  # reported as "image file not found" in its own record
+    return out
+
+
+def read_docs_file(path: str) -> list[str]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def records(results: list[RerankResult]) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        row = {k: getattr(r, k) for k in RECORD_FIELDS}
+        if r.raw_output is not None:
+            row["raw_output"] = r.raw_output
+        if r.evidence:
+            row["evidence"] = r.evidence
+        rows.append(row)
+    return rows
+
+
+def render(results: list[RerankResult], fmt: OutputFormat, scale: float) -> str:
+    rows = records(results)
+    if fmt is OutputFormat.json:
+        return json.dumps(rows, ensure_ascii=False, indent=2)
+    if fmt is OutputFormat.csv:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue().rstrip("\n")
+    table = Table(show_edge=False)
+    for col in ("rank", "score", "document", "yes/no logits", "note"):
+        table.add_column(col, justify="right" if col in ("rank", "score") else "left")
+    digits = 2 if scale == 10 else 4
+    for r in results:
+        score = f"{'≈' if r.tie else ''}{r.score:.{digits}f}"
+        logits = f"{r.yes_logit:.2f} / {r.no_logit:.2f}" if r.yes_logit is not None else (r.raw_output or "")
+        note = r.error or ("truncated" if r.truncated else "")
+        table.add_row(str(r.rank), score, r.source or "", logits, note)
+    buf = io.StringIO()
+    Console(file=buf, width=120, force_terminal=False).print(table)
+    return buf.getvalue().rstrip("\n")
+
+
+@app.command()
+def rerank(
+    query: str = typer.Argument(..., help="Query text (may be '' with --query-image)."),
+    docs: list[str] = typer.Argument(None, help="Image files, directories or globs of images (or texts with --text)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL", help="Hub id or local directory."),
+    query_image: Optional[Path] = typer.Option(None, "--query-image", help="Image for the query (with or without text)."),
+    docs_file: Optional[str] = typer.Option(None, "--docs-file", help="Text documents, one per line ('-' for stdin)."),
+    as_text: bool = typer.Option(False, "--text", help="Treat DOC arguments as text documents, not paths."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=0),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Minimum score (in the display scale)."),
+    instruction: Optional[str] = typer.Option(None, "--instruction", "-i"),
+    template: Optional[str] = typer.Option(None, "--template", help="Named instruction (see `lychee templates`)."),
+    templates_file: Optional[Path] = typer.Option(None, "--templates-file", help="JSON {name: instruction} added to the built-ins."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1),
+    scale: float = typer.Option(1.0, "--scale", help="1 for 0-1 scores, 10 for 0-10."),
+    normalize: bool = typer.Option(False, "--normalize", help="Min-max normalise the scores of this call."),
+    scoring: Scoring = typer.Option(Scoring.yesno, "--scoring", help="yesno (lychee) or generate (chat VLMs)."),
+    device: str = typer.Option("auto", "--device"),
+    dtype: str = typer.Option("auto", "--dtype"),
+    attn: str = typer.Option("auto", "--attn", help="auto, flash_attention_2, sdpa or eager."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Pixel budget per image (default 1280*28*28)."),
+) -> None:
+    """Rerank documents (images, texts, or both) against a query."""
+    from .engine import LycheeReranker
+
+    if instruction is not None and template is not None:
+        raise typer.BadParameter("give --instruction or --template, not both")
+    documents: list[Any] = expand_documents(docs or [], as_text)
+    if docs_file:
+        documents.extend(read_docs_file(docs_file))
+    if not documents:
+        err.print("[red]error:[/] no documents: pass image paths, a directory, a glob, --text DOCS or --docs-file FILE")
+        raise typer.Exit(2)
+    query_input: Any = query
+    if query_image is not None:
+        query_input = {"text": query or None, "image": query_image}
+    if not model:
+        err.print(
+            "[red]error:[/] no model configured: pass --model PATH_OR_HUB_ID or set LYCHEE_MODEL "
+            "(e.g. vec-ai/lychee-rerank-mm)"
+        )
+        raise typer.Exit(2)
+    _quiet_libraries()
+    kwargs: dict[str, Any] = {}
+    if max_pixels is not None:
+        kwargs["max_pixels"] = max_pixels
+    try:
+        rr = LycheeReranker.from_pretrained(
+            model, device=device, dtype=dtype, attn_implementation=attn, scoring=scoring.value,
+            templates_file=templates_file, **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+    info = rr.info
+    err.print(f"[dim]{info['backend']}: {info['model']} on {info['device']} · {info['dtype']} · {info['attn_implementation']}[/]")
+
+    try:
+        if len(documents) >= PROGRESS_MIN_DOCS:
+            with Progress(
+                TextColumn("Scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err, transient=True,
+            ) as bar:
+                task = bar.add_task("score", total=len(documents))
+                results = rr.rerank(
+                    query_input, documents, instruction=instruction, template=template, top_k=top_k,
+                    score_threshold=threshold, batch_size=batch_size, scale=scale, normalize=normalize,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        else:
+            results = rr.rerank(
+                query_input, documents, instruction=instruction, template=template, top_k=top_k,
+                score_threshold=threshold, batch_size=batch_size, scale=scale, normalize=normalize,
+            )
+    except (InputError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    failed = sum(1 for r in results if r.error)
+    if failed:
+        err.print(f"[yellow]{failed} document(s) could not be scored; see the error column[/]")
+    typer.echo(render(results, fmt, scale))
+
+
+@app.command()
+def templates(templates_file: Optional[Path] = typer.Option(None, "--templates-file")) -> None:
+    """List the named instruction templates."""
+    for name, text in sorted(load_templates(templates_file).items()):
+        typer.echo(f"{name}\t{text}")
+
+
+def _quiet_libraries() -> None:
+    """Keep stderr to what a user needs: no per-shard loading bars from transformers."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+    logging.getLogger("lychee_rerank").setLevel(logging.WARNING)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
