@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -89,6 +89,35 @@ class LycheeReranker:
             max_doc_tokens=max_doc_tokens or DEFAULT_MAX_DOC_TOKENS,
         )
         return cls(backend, **kwargs)
+
+    @classmethod
+    def load(
+        cls,
+        backend: str = "auto",
+        model: str | Path | None = None,
+        *,
+        notice: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> "LycheeReranker":
+        """Pick a backend the way every interface does (``--backend auto|lychee|lite``).
+
+        ``lychee`` loads ``model`` (or ``$LYCHEE_MODEL``). ``lite`` builds the offline backend
+        from models that ship inside packages. ``auto`` takes the model when one is configured
+        or found in the local hub cache, else the lite backend, and says so through ``notice``.
+        Keyword arguments go to :meth:`from_pretrained` (model) or the lite backend.
+        """
+        from .selection import choose_backend
+
+        choice = choose_backend(backend, model)
+        if choice.notice and notice is not None:
+            notice(choice.notice)
+        if choice.backend == "lychee":
+            return cls.from_pretrained(choice.model, **kwargs)  # type: ignore[arg-type]
+        from .backends.lite import LiteBackend
+
+        engine_keys = {"image_limits", "templates_file", "tie_epsilon", "scale"}
+        engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in engine_keys}
+        return cls(LiteBackend(**kwargs), **engine_kwargs)
 
     # ------------------------------------------------------------------ properties
     @property

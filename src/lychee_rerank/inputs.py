@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Union
 
@@ -42,6 +42,8 @@ class Content:
     """Where the image came from (a path, ``"<bytes>"``, ``"<data-uri>"``), for display."""
     image_hash: str | None = None
     """SHA-256 of the decoded RGB pixels, so caches and tests can recognise the same image."""
+    caption: str | None = None
+    """Text that travels with the image: a same-name ``.txt`` sidecar or EXIF ImageDescription."""
 
     @property
     def has_image(self) -> bool:
@@ -93,8 +95,9 @@ def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: P
     """
     limits = limits or ImageLimits()
     if isinstance(obj, Content):
-        if obj.image is not None and obj.image.mode != "RGB":
-            return Content(obj.text, to_rgb(obj.image), obj.source, pixel_hash(to_rgb(obj.image)))
+        if obj.image is not None and (obj.image.mode != "RGB" or obj.image_hash is None):
+            image = to_rgb(obj.image)
+            return replace(obj, image=image, image_hash=pixel_hash(image))
         return obj
     if isinstance(obj, str):
         if obj.startswith("data:"):
@@ -103,11 +106,15 @@ def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: P
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return _image_content(bytes(obj), "<bytes>", limits)
     if isinstance(obj, Path):
-        return _image_content(_read_path(obj, limits, base_dir), str(obj), limits)
+        path = base_dir / obj if base_dir is not None and not obj.is_absolute() else obj
+        content = _image_content(_read_path(path, limits), str(obj), limits)
+        sidecar = _sidecar_caption(path)
+        return replace(content, caption=sidecar) if sidecar else content
     if isinstance(obj, Image.Image):
         check_pixels(obj.size, limits, "image")
+        caption = _exif_caption(obj)
         image = to_rgb(obj)
-        return Content(image=image, source=None, image_hash=pixel_hash(image))
+        return Content(image=image, source=None, image_hash=pixel_hash(image), caption=caption)
     if isinstance(obj, Mapping):
         unknown = set(obj) - {"text", "image", "source"}
         if unknown:
@@ -131,6 +138,7 @@ def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: P
             image=image_part.image if image_part else None,
             source=obj.get("source") or (image_part.source if image_part else None),
             image_hash=image_part.image_hash if image_part else None,
+            caption=image_part.caption if image_part else None,
         )
     raise InputError(
         f"unsupported input type {type(obj).__name__}: expected str (text), PIL.Image.Image, "
@@ -154,9 +162,7 @@ def decode_data_uri(uri: str) -> bytes:
         raise InputError(f"data: URI payload is not valid base64 ({exc})") from exc
 
 
-def _read_path(path: Path, limits: ImageLimits, base_dir: Path | None) -> bytes:
-    if base_dir is not None and not path.is_absolute():
-        path = base_dir / path
+def _read_path(path: Path, limits: ImageLimits) -> bytes:
     if not path.exists():
         raise InputError(f"image file not found: {path}")
     if path.is_dir():
@@ -179,13 +185,37 @@ def check_pixels(size: tuple[int, int], limits: ImageLimits, name: str) -> None:
 
 
 def _image_content(data: bytes, source: str, limits: ImageLimits) -> Content:
-    image = decode_image(data, limits=limits, name=source)
-    return Content(image=image, source=source, image_hash=pixel_hash(image))
+    image, caption = _decode(data, limits=limits, name=source)
+    return Content(image=image, source=source, image_hash=pixel_hash(image), caption=caption)
+
+
+def _sidecar_caption(path: Path) -> str | None:
+    """A ``photo.txt`` next to ``photo.jpg`` is the photo's caption (common in datasets)."""
+    sidecar = path.with_suffix(".txt")
+    if sidecar.is_file() and sidecar.stat().st_size <= 64 * 1024:
+        text = sidecar.read_text(encoding="utf-8", errors="replace").strip()
+        return text or None
+    return None
+
+
+def _exif_caption(image: Image.Image) -> str | None:
+    try:
+        value = image.getexif().get(0x010E)  # ImageDescription
+    except Exception:  # noqa: BLE001 - a broken EXIF block is no caption, not an error
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str) and value.strip().strip("\x00"):
+        return value.strip().strip("\x00").strip()
+    return None
 
 
 def decode_image(data: bytes, *, limits: ImageLimits | None = None, name: str = "image") -> Image.Image:
     """Decode encoded bytes into an upright RGB image, refusing bombs and broken files."""
-    limits = limits or ImageLimits()
+    return _decode(data, limits=limits or ImageLimits(), name=name)[0]
+
+
+def _decode(data: bytes, *, limits: ImageLimits, name: str) -> tuple[Image.Image, str | None]:
     if len(data) == 0:
         raise InputError(f"{name}: empty image data")
     if len(data) > limits.max_bytes:
@@ -207,11 +237,12 @@ def decode_image(data: bytes, *, limits: ImageLimits | None = None, name: str = 
         raise InputError(f"{name}: corrupt or truncated image ({exc})") from exc
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # animated GIF/WebP: the first frame stands for the image
+    caption = _exif_caption(image)
     try:
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block must not lose the picture
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the picture
         pass
-    return to_rgb(image)
+    return to_rgb(image), caption
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
