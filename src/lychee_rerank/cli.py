@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .inputs import InputError, is_image_path
+from .inputs import InputError, is_image_path, to_query
 from .prompt import load_templates
 from .results import RerankResult
 
@@ -144,6 +144,11 @@ def rerank(
     query_input: Any = query
     if query_image is not None:
         query_input = {"text": query or None, "image": query_image}
+    try:
+        to_query(query_input)  # fail fast, before seconds of model loading
+    except InputError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
     if not model:
         err.print(
             "[red]error:[/] no model configured: pass --model PATH_OR_HUB_ID or set LYCHEE_MODEL "
@@ -196,6 +201,66 @@ def templates(templates_file: Optional[Path] = typer.Option(None, "--templates-f
     """List the named instruction templates."""
     for name, text in sorted(load_templates(templates_file).items()):
         typer.echo(f"{name}\t{text}")
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="Interface to bind [default: 127.0.0.1]."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default: 8080]."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="auto, lychee or lite [default: auto]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local directory (or LYCHEE_MODEL)."),
+    api_key: Optional[str] = typer.Option(
+        None, "--api-key", help="Require 'Authorization: Bearer KEY' on every route but /health (or LYCHEE_API_KEY)."
+    ),
+    allow_local_dir: Optional[Path] = typer.Option(
+        None, "--allow-local-dir", help="Let requests name image files inside this directory (nowhere else)."
+    ),
+    allow_urls: Optional[bool] = typer.Option(
+        None, "--allow-urls/--no-allow-urls", help="Let requests name http(s) image URLs (public addresses only)."
+    ),
+    device: Optional[str] = typer.Option(None, "--device"),
+    dtype: Optional[str] = typer.Option(None, "--dtype"),
+    attn: Optional[str] = typer.Option(None, "--attn", help="auto, flash_attention_2, sdpa or eager."),
+    model_max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Pixel budget per image, model side."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1),
+    max_documents: Optional[int] = typer.Option(None, "--max-documents", help="Documents per request [1000]."),
+    max_request_bytes: Optional[int] = typer.Option(None, "--max-request-bytes", help="Request body size [64 MiB]."),
+    max_image_bytes: Optional[int] = typer.Option(None, "--max-image-bytes", help="Encoded size of one image [20 MiB]."),
+    max_image_pixels: Optional[int] = typer.Option(None, "--max-image-pixels", help="Width x height of one image [40 M]."),
+    max_text_chars: Optional[int] = typer.Option(None, "--max-text-chars", help="Characters of one text [100000]."),
+    request_timeout_s: Optional[float] = typer.Option(None, "--request-timeout", help="Seconds per request, then 504 [120]."),
+    max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Requests admitted to the model, then 503 [64]."),
+    url_timeout_s: Optional[float] = typer.Option(None, "--url-timeout", help="Seconds to fetch one image URL [10]."),
+    log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Serve the reranker over HTTP (Cohere/Jina/vLLM-compatible /v1/rerank; docs at /docs)."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from .server import create_app
+    from .settings import ServerSettings
+
+    given = {
+        "host": host, "port": port, "backend": backend, "model": model, "api_key": api_key,
+        "allow_local_dir": allow_local_dir, "allow_urls": allow_urls, "device": device, "dtype": dtype,
+        "attn_implementation": attn, "model_max_pixels": model_max_pixels, "batch_size": batch_size,
+        "max_documents": max_documents, "max_request_bytes": max_request_bytes, "max_image_bytes": max_image_bytes,
+        "max_image_pixels": max_image_pixels, "max_text_chars": max_text_chars,
+        "request_timeout_s": request_timeout_s, "max_queue": max_queue, "url_timeout_s": url_timeout_s,
+    }
+    try:
+        settings = ServerSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(x) for x in problem["loc"])
+            err.print(f"[red]error:[/] {where}: {problem['msg']}")
+        raise typer.Exit(2)
+    _quiet_libraries()
+    logging.getLogger("lychee_rerank").setLevel(logging.INFO)
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key_value:
+        err.print(f"[yellow]warning:[/] listening on {settings.host} without --api-key: anyone who can reach it can use it")
+    err.print(f"[dim]lychee serve: http://{settings.host}:{settings.port} (docs at /docs); loading the model...[/]")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
 def _quiet_libraries() -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .backends.base import Backend, ProgressCallback
-from .inputs import Content, ImageLimits, InputError, InputLike, to_content
+from .inputs import Content, ImageLimits, InputError, InputLike, to_content, to_query
 from .postprocess import PostProcessOptions, rank
 from .prompt import ScoringMode, resolve_instruction
 from .results import PairScore, RerankResult
@@ -217,10 +217,7 @@ class LycheeReranker:
         return results[0].score
 
     def to_query(self, query: InputLike) -> Content:
-        q = to_content(query, limits=self.image_limits)
-        if q.is_empty or (q.text is not None and not q.text.strip() and not q.has_image):
-            raise InputError("query is empty: give text, an image, or both")
-        return q
+        return to_query(query, limits=self.image_limits)
 
 
 def _describe_raw(obj: Any) -> str:

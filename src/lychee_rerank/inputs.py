@@ -146,6 +146,14 @@ def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: P
     )
 
 
+def to_query(obj: InputLike, *, limits: ImageLimits | None = None) -> Content:
+    """Like :func:`to_content`, but an empty query is an error: nothing can be ranked against it."""
+    query = to_content(obj, limits=limits)
+    if not query.has_image and not (query.text or "").strip():
+        raise InputError("query is empty: give text, an image, or both")
+    return query
+
+
 def decode_data_uri(uri: str) -> bytes:
     """Decode ``data:image/png;base64,....``; only base64 image payloads are accepted."""
     header, sep, payload = uri.partition(",")

@@ -106,25 +106,14 @@ def load(
     dt = resolve_dtype(dtype, dev)
     attn = resolve_attn(attn_implementation, dev, dt)
 
-    processor_kwargs: dict[str, Any] = {}
-    if min_pixels is not None or max_pixels is not None:
-        if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
-            raise ValueError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
-        size = {}
-        if min_pixels is not None:
-            size["shortest_edge"] = int(min_pixels)
-        if max_pixels is not None:
-            size["longest_edge"] = int(max_pixels)
-        processor_kwargs["size"] = size
+    if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
+        raise ValueError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
+    # 4.x-era preprocessor_config.json files carry their own min/max_pixels, which override a
+    # ``size=`` argument; passing min/max_pixels by name is what overrides them in turn.
+    processor_kwargs = {k: int(v) for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
     try:
         processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code, **processor_kwargs)
-        if "size" in processor_kwargs:
-            # 4.x-era preprocessor_config.json files also carry min/max_pixels, which would
-            # otherwise win over the size we asked for; keep one source of truth.
-            ip = processor.image_processor
-            for attr in ("min_pixels", "max_pixels"):
-                if getattr(ip, attr, None) is not None:
-                    setattr(ip, attr, None)
+        set_pixel_budget(processor, min_pixels, max_pixels)
         model = AutoModelForImageTextToText.from_pretrained(
             name, dtype=dt, attn_implementation=attn, trust_remote_code=trust_remote_code
         )
@@ -146,6 +135,26 @@ def load(
         tokenizer.pad_token = tokenizer.eos_token
     logger.info("loaded %s on %s, dtype=%s, attn_implementation=%s", name, dev, str(dt).removeprefix("torch."), attn)
     return LoadedModel(model=model, processor=processor, device=dev, dtype=dt, attn_implementation=attn, name=name)
+
+
+def set_pixel_budget(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
+    """Make ``size`` the one source of truth for the per-image pixel budget."""
+    ip = getattr(processor, "image_processor", None)
+    size = getattr(ip, "size", None)
+    if ip is None or size is None:
+        return
+    current = dict(size.items()) if hasattr(size, "items") else dict(vars(size))
+    current = {k: v for k, v in current.items() if v is not None}
+    if min_pixels is not None:
+        current["shortest_edge"] = int(min_pixels)
+    if max_pixels is not None:
+        current["longest_edge"] = int(max_pixels)
+    current.pop("min_pixels", None)
+    current.pop("max_pixels", None)
+    ip.size = type(size)(**current) if not isinstance(size, dict) else current
+    for attr in ("min_pixels", "max_pixels"):
+        if getattr(ip, attr, None) is not None:
+            setattr(ip, attr, None)
 
 
 def attach_adapter(model: Any, adapter: str | Path, merge: bool = False) -> Any:

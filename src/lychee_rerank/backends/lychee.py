@@ -103,6 +103,16 @@ class LycheeBackend(Backend):
         )
         return _Pair(index, text, prompt.images, length, query_truncated or doc_truncated)
 
+    def render_prompt(self, query: Content, document: Content, instruction: str) -> str:
+        """The chat-templated text the model reads for one pair (images as their placeholder tokens).
+
+        Texts are cut to the token limits exactly as :meth:`score_pairs` cuts them, so what
+        ``/v1/analyze`` shows is what was scored.
+        """
+        q_text, q_truncated = self.truncate(query.text, self.max_query_tokens)
+        query = Content(text=q_text, image=query.image, source=query.source, image_hash=query.image_hash)
+        return self.prepare(0, query, document, instruction, q_truncated).text
+
     # ------------------------------------------------------------------ scoring
     def score_pairs(
         self,

@@ -1,0 +1,67 @@
+"""Shared fixtures: the tiny checkpoint is built once per session, in the real on-disk layout."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lychee_rerank.testing.tiny_model import build
+
+    return build(tmp_path_factory.mktemp("tiny-lychee"))
+
+
+@pytest.fixture(scope="session")
+def reranker(tiny_model_dir: Path):
+    from lychee_rerank import LycheeReranker
+
+    return LycheeReranker.from_pretrained(tiny_model_dir, device="cpu", dtype="float32")
+
+
+def make_photo(width: int, height: int, seed: int) -> Image.Image:
+    """A deterministic picture with structure (gradients + blobs), not a flat colour."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = rng.uniform(0, 255, size=3)
+    img = np.stack(
+        [
+            (base[c] + 80 * np.sin(x / rng.uniform(5, 40) + c) + 60 * np.cos(y / rng.uniform(5, 40))) % 256
+            for c in range(3)
+        ],
+        axis=-1,
+    )
+    return Image.fromarray(img.astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[Image.Image]:
+    sizes = [(64, 48), (120, 90), (56, 200), (300, 160), (90, 90), (200, 75), (40, 40), (150, 220)]
+    return [make_photo(w, h, seed=i) for i, (w, h) in enumerate(sizes)]
+
+
+@pytest.fixture(scope="session")
+def image_files(tmp_path_factory: pytest.TempPathFactory, photos: list[Image.Image]) -> list[Path]:
+    folder = tmp_path_factory.mktemp("images")
+    paths = []
+    for i, photo in enumerate(photos[:4]):
+        path = folder / f"img{i}.png"
+        photo.save(path)
+        paths.append(path)
+    return paths
+
+
+def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()

@@ -1,0 +1,108 @@
+"""The `lychee` command: a real subprocess for the acceptance case, CliRunner for the rest."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lychee_rerank.cli import app
+
+LYCHEE = str(Path(sys.executable).parent / "lychee")
+runner = CliRunner()
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([LYCHEE, *args], capture_output=True, text=True, timeout=600, env=full_env)
+
+
+def test_rerank_images_json_from_the_console_script(tiny_model_dir, image_files, reranker):
+    proc = run_cli("rerank", "--model", str(tiny_model_dir), "a cat", str(image_files[0]), str(image_files[1]), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    assert [r["rank"] for r in records] == [1, 2]
+    assert {r["source"] for r in records} == {str(image_files[0]), str(image_files[1])}
+    assert {"rank", "index", "score", "source"} <= set(records[0])
+    # Same scores as the library: the interface must not change a pair's score.
+    library = {r.index: r.score for r in reranker.rerank("a cat", image_files[:2])}
+    for r in records:
+        assert r["score"] == pytest.approx(library[r["index"]], abs=1e-6)
+    assert "cpu" in proc.stderr and "float32" in proc.stderr  # the model line on stderr
+
+
+def _invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    return result
+
+
+def test_directory_glob_missing_and_corrupt_docs(tiny_model_dir, image_files, tmp_path):
+    folder = image_files[0].parent
+    (tmp_path / "broken.png").write_bytes(b"garbage")
+    result = _invoke(
+        "rerank", "--model", str(tiny_model_dir), "a cat", str(folder), str(folder / "img*.png"),
+        str(tmp_path / "broken.png"), str(tmp_path / "absent.png"), "--format", "json",
+    )
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert len(records) == 4 + 4 + 2
+    errors = [r for r in records if r["error"]]
+    assert [r["rank"] for r in errors] == [9, 10]
+    assert any("not a supported image" in r["error"] for r in errors)
+    assert any("image file not found" in r["error"] for r in errors)
+
+
+def test_text_docs_file_csv_threshold_top_k_template(tiny_model_dir, tmp_path):
+    docs = tmp_path / "docs.txt"
+    docs.write_text("a black cat\n\ncoffee on a table\nred car\n一只黑猫\n")
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "cat", "--docs-file", str(docs), "--format", "csv", "--template", "web_search")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 4 and rows[0]["rank"] == "1"
+    scores = sorted((float(r["score"]) for r in rows), reverse=True)
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "cat", "--docs-file", str(docs), "--format", "json", "--top-k", "2")
+    assert len(json.loads(result.stdout)) == 2
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "cat", "--docs-file", str(docs), "--format", "json",
+                     "--threshold", str(scores[1] * 10), "--scale", "10")
+    assert [round(r["score"], 4) for r in json.loads(result.stdout)] == [round(s * 10, 4) for s in scores[:2]]
+
+
+def test_text_flag_table_output_and_query_image(tiny_model_dir, image_files):
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "cat", "--text", "one doc", "another doc")
+    assert result.exit_code == 0, result.output
+    assert "one doc" in result.stdout and "rank" in result.stdout
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "", "--query-image", str(image_files[2]), "--text", "a", "b", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 2
+
+
+def test_errors_exit_non_zero_with_a_message(tiny_model_dir, tmp_path):
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "", "--text", "doc")
+    assert result.exit_code == 2 and "query is empty" in result.output
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "q")
+    assert result.exit_code == 2 and "no documents" in result.output
+    result = _invoke("rerank", "--model", str(tmp_path / "nowhere"), "q", "--text", "d")
+    assert result.exit_code == 1 and "could not load model" in result.output
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "q", "--text", "d", "--template", "nope")
+    assert result.exit_code == 2 and "unknown template" in result.output
+
+
+def test_templates_command(tmp_path):
+    user = tmp_path / "t.json"
+    user.write_text(json.dumps({"legal": "Given a clause"}))
+    result = _invoke("templates", "--templates-file", str(user))
+    assert result.exit_code == 0 and "web_search" in result.stdout and "legal\tGiven a clause" in result.stdout
+
+
+def test_progress_goes_to_stderr_not_stdout(tiny_model_dir):
+    docs = [f"doc {i}" for i in range(8)]
+    proc = run_cli("rerank", "--model", str(tiny_model_dir), "q", "--text", *docs, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) == 8  # stdout is pure JSON

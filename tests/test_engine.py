@@ -1,0 +1,129 @@
+"""LycheeReranker.rerank: records, every input type, and bad input that loses nothing."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+
+import pytest
+
+from lychee_rerank import Content, InputError, LycheeReranker, RerankResult, ScoringError
+from lychee_rerank.inputs import ImageLimits
+
+from .conftest import make_photo, png_bytes
+
+
+def test_records_have_the_promised_fields(reranker, photos):
+    results = reranker.rerank("a cat", ["a cat", photos[0]])
+    assert all(isinstance(r, RerankResult) for r in results)
+    fields = {f.name for f in dataclasses.fields(RerankResult)}
+    assert {"index", "score", "rank", "document", "yes_logit", "no_logit", "tie", "error", "truncated"} <= fields
+    assert [r.rank for r in results] == [1, 2]
+    assert results[0].score >= results[1].score
+    assert results[0].document in ("a cat", photos[0])  # the caller's own object comes back
+
+
+def test_every_input_type_scores_like_the_pil_image(reranker, photos, image_files):
+    path = image_files[0]
+    from PIL import Image
+
+    pil = Image.open(path).convert("RGB")
+    data = path.read_bytes()
+    uri = "data:image/png;base64," + base64.b64encode(data).decode()
+    docs = [pil, path, data, uri, {"image": path}, Content(image=pil)]
+    scores = [r.score for r in sorted(reranker.rerank("a cat", docs), key=lambda r: r.index)]
+    assert max(scores) - min(scores) < 1e-6
+
+
+def test_one_bad_document_among_good_ones_keeps_every_good_score(reranker, photos, tmp_path):
+    good = ["a cat on a sill", photos[0], {"text": "red car", "image": photos[1]}, "coffee"]
+    clean = {r.index: r.score for r in reranker.rerank("a cat", good, batch_size=3)}
+
+    truncated_jpeg = png_bytes(make_photo(200, 200, 5), "JPEG")[:500]
+    bomb = png_bytes(make_photo(200, 200, 6))
+    bad = {
+        1: b"not an image at all",  # corrupt
+        3: truncated_jpeg,  # truncated
+        5: 12345,  # unsupported type
+        7: tmp_path / "missing.png",  # missing file
+        8: "",  # empty document
+    }
+    mixed: list = []
+    good_positions = {}
+    g = iter(range(len(good)))
+    for position in range(len(good) + len(bad)):
+        if position in bad:
+            mixed.append(bad[position])
+        else:
+            j = next(g)
+            good_positions[position] = j
+            mixed.append(good[j])
+    mixed.append(bomb)  # over the pixel limit set below
+    rr = LycheeReranker(reranker.backend, image_limits=ImageLimits(max_pixels=20_000))
+    results = rr.rerank("a cat", mixed, batch_size=3)
+    by_index = {r.index: r for r in results}
+    assert sorted(by_index) == list(range(len(mixed)))
+    for position, j in good_positions.items():
+        assert by_index[position].error is None
+        assert by_index[position].score == pytest.approx(clean[j], abs=1e-5)
+    messages = {i: by_index[i].error for i in list(bad) + [len(mixed) - 1]}
+    assert "not a supported image" in messages[1]
+    assert "corrupt or truncated" in messages[3]
+    assert "unsupported input type int" in messages[5]
+    assert "image file not found" in messages[7]
+    assert "document 8 is empty" in messages[8]
+    assert "max_image_pixels" in messages[len(mixed) - 1]
+    # failures sink to the bottom with score 0
+    tail = results[-len(messages):]
+    assert all(r.error and r.score == 0.0 for r in tail)
+
+
+def test_empty_or_unusable_query_raises_a_clear_error(reranker):
+    for bad in ("", "   ", {"text": ""}, {}):
+        with pytest.raises(InputError, match="query is empty"):
+            reranker.rerank(bad, ["doc"])
+    with pytest.raises(InputError, match="not a supported image"):
+        reranker.rerank(b"garbage", ["doc"])
+
+
+def test_raise_on_error_raises_instead_of_reporting(reranker):
+    with pytest.raises(InputError, match="not a supported image"):
+        reranker.rerank("q", ["fine", b"bad"], raise_on_error=True)
+    assert len(reranker.rerank("q", ["fine", b"bad"])) == 2
+
+
+def test_raise_on_error_covers_scoring_failures(reranker, monkeypatch):
+    def broken(batch):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(reranker.backend, "_forward", broken)
+    with pytest.raises(ScoringError, match="boom"):
+        reranker.rerank("q", ["a"], raise_on_error=True)
+
+
+def test_score_returns_one_float_and_equals_rerank(reranker, photos):
+    s = reranker.score("a cat", photos[2])
+    assert isinstance(s, float) and 0.0 <= s <= 1.0
+    assert s == pytest.approx(reranker.rerank("a cat", [photos[2]])[0].score, abs=1e-7)
+    with pytest.raises(InputError):
+        reranker.score("a cat", b"bad")
+
+
+def test_post_processing_options_reach_rerank(reranker):
+    docs = [f"document {w}" for w in ("alpha", "beta", "gamma", "delta", "epsilon")]
+    full = reranker.rerank("query", docs)
+    top2 = reranker.rerank("query", docs, top_k=2)
+    assert [r.index for r in top2] == [r.index for r in full[:2]]
+    cut = full[2].score
+    above = reranker.rerank("query", docs, score_threshold=cut)
+    assert [r.index for r in above] == [r.index for r in full[:3]]
+    ten = reranker.rerank("query", docs, scale=10)
+    assert [round(r.score, 6) for r in ten] == [round(r.score * 10, 6) for r in full]
+    norm = reranker.rerank("query", docs, normalize=True)
+    assert norm[0].score == 1.0 and norm[-1].score == 0.0
+    ties = reranker.rerank("query", docs, tie_epsilon=1.0)
+    assert all(r.tie for r in ties)
+
+
+def test_empty_document_list(reranker):
+    assert reranker.rerank("q", []) == []
