@@ -93,7 +93,7 @@ def test_raise_on_error_raises_instead_of_reporting(reranker):
 
 
 def test_raise_on_error_covers_scoring_failures(reranker, monkeypatch):
-    def broken(batch):
+    def broken(batch, call):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(reranker.backend, "_forward", broken)

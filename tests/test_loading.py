@@ -78,8 +78,10 @@ def test_pixel_budget_is_applied(tiny_model_dir):
     assert size["shortest_edge"] == 4 * 28 * 28 and size["longest_edge"] == 16 * 28 * 28
     from PIL import Image
 
-    inputs = rr.backend._encode([rr.backend.prepare(0, rr.to_query("q"), rr.to_query(Image.new("RGB", (800, 600))), "i", False)])
+    pair = rr.backend.prepare(0, rr.to_query("q"), rr.to_query(Image.new("RGB", (800, 600))), "i", False)
+    inputs = rr.backend._encode([pair])
     assert int(inputs["image_grid_thw"].prod()) // 4 <= 16
+    assert pair.grids == [tuple(inputs["image_grid_thw"][0].tolist())]  # our grid == the processor's
     with pytest.raises(ValueError, match="min_pixels"):
         LycheeReranker.from_pretrained(tiny_model_dir, min_pixels=1000, max_pixels=10)
 

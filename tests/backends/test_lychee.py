@@ -118,10 +118,10 @@ def test_a_failing_pair_is_isolated_from_its_batch(reranker, photos, monkeypatch
     backend: LycheeBackend = reranker.backend
     original = backend._forward
 
-    def flaky(batch):
+    def flaky(batch, call):
         if any("gamma" in p.text for p in batch):
             raise RuntimeError("simulated kernel failure")
-        return original(batch)
+        return original(batch, call)
 
     monkeypatch.setattr(backend, "_forward", flaky)
     results = {r.index: r for r in reranker.rerank("q", docs, batch_size=4)}
@@ -140,11 +140,11 @@ def test_cuda_oom_halves_the_batch_and_loses_nothing(reranker, monkeypatch):
     original = backend._forward
     sizes = []
 
-    def oom_above_two(batch):
+    def oom_above_two(batch, call):
         sizes.append(len(batch))
         if len(batch) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return original(batch)
+        return original(batch, call)
 
     monkeypatch.setattr(backend, "_forward", oom_above_two)
     results = reranker.rerank("q", docs, batch_size=8)

@@ -4,30 +4,49 @@
 relevance = softmax([no, yes])[yes] = sigmoid(yes - no).
 ``scoring="generate"``: for chat VLMs not fine-tuned as rerankers, the model writes a 0-10
 number which :func:`~lychee_rerank.parsing.parse_score` reads.
+
+Where a score is computed: :meth:`LycheeBackend._forward` (``_logits_full`` or
+``_logits_from_prefix``). The fast path does the same arithmetic as a plain
+``processor(...)`` + ``model(...)`` call, minus repeated work:
+
+* token ids are built here (each ``<|image_pad|>`` expanded by the image's grid), so lengths
+  are known before any pixel is processed and batches can be packed under a token budget;
+* the shared prefix (system + instruction + query) runs once per call, each batch of
+  documents continues from its KV cache;
+* vision-tower outputs are cached by image content and pixel budget;
+* 3D rope positions are always computed on the full sequence and passed explicitly, so the
+  model's own ``rope_deltas`` state is never relied on.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
+import os
 import threading
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Hashable, Sequence
 
 import torch
 from PIL import Image
 
-from ..inputs import Content
+from ..inputs import Content, pixel_hash
 from ..loading import LoadedModel, quiet_processor_warnings
 from ..parsing import parse_score
 from ..prompt import ScoringMode, build_messages
 from ..results import PairScore
 from .base import Backend, ProgressCallback
+from .vision_cache import VisionCache
 
 logger = logging.getLogger("lychee_rerank")
 
 DEFAULT_MAX_QUERY_TOKENS = 2048
 DEFAULT_MAX_DOC_TOKENS = 4096
+DEFAULT_MAX_BATCH_TOKENS = 16384
+MIN_PREFIX_TOKENS = 16
 
 
 def single_token_id(tokenizer: Any, word: str) -> int:
@@ -39,14 +58,38 @@ def single_token_id(tokenizer: Any, word: str) -> int:
 
 @dataclass
 class _Pair:
-    """A pair ready for the processor: rendered chat text, its images, a length estimate."""
+    """One pair ready for the model: token ids with image pads expanded, and its images."""
 
     index: int
     text: str
     images: list[Image.Image]
-    length: int
+    keys: list[Hashable]
+    grids: list[tuple[int, int, int]]
+    ids: list[int]
     truncated: bool
     result: PairScore | None = field(default=None)
+
+    @property
+    def length(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class _Prefix:
+    """KV cache of the tokens every pair of a call shares (system, instruction, query)."""
+
+    length: int
+    cache: Any
+    n_images: int
+
+
+@dataclass
+class _Call:
+    """State of one ``score_pairs`` call, passed explicitly (the backend object is shared)."""
+
+    features: dict[Hashable, torch.Tensor] = field(default_factory=dict)
+    pending: dict[Hashable, Future] = field(default_factory=dict)
+    prefix: _Prefix | None = None
 
 
 class LycheeBackend(Backend):
@@ -60,6 +103,10 @@ class LycheeBackend(Backend):
         max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS,
         max_doc_tokens: int = DEFAULT_MAX_DOC_TOKENS,
         max_new_tokens: int = 8,
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
+        prefix_cache: bool = True,
+        vision_cache_bytes: int = 512 * 1024 * 1024,
+        preprocess_workers: int | None = None,
     ) -> None:
         if scoring not in ("yesno", "generate"):
             raise ValueError(f"unknown scoring mode {scoring!r}: use 'yesno' or 'generate'")
@@ -71,12 +118,26 @@ class LycheeBackend(Backend):
         self.max_query_tokens = max_query_tokens
         self.max_doc_tokens = max_doc_tokens
         self.max_new_tokens = max_new_tokens
+        self.max_batch_tokens = max_batch_tokens
+        self.prefix_cache = prefix_cache
         self.yes_id = single_token_id(self.tokenizer, "yes")
         self.no_id = single_token_id(self.tokenizer, "no")
-        size = getattr(self.processor.image_processor, "size", None) or {}
+        self.image_token = getattr(self.processor, "image_token", "<|image_pad|>")
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        ip = self.processor.image_processor
+        size = getattr(ip, "size", None) or {}
         self._min_pixels = int(size.get("shortest_edge") or 4 * 28 * 28)
         self._max_pixels = int(size.get("longest_edge") or 1280 * 28 * 28)
-        # The model object keeps rope state between calls; one forward at a time.
+        self._patch = int(getattr(ip, "patch_size", 14))
+        self._merge = int(getattr(ip, "merge_size", 2))
+        # The fast path needs Qwen-VL's rope helper; other VLMs use the processor path.
+        self._fast = scoring == "yesno" and hasattr(getattr(self.model, "model", None), "get_rope_index")
+        self.vision_cache = VisionCache(vision_cache_bytes)
+        self._pool = ThreadPoolExecutor(
+            max_workers=preprocess_workers or min(4, os.cpu_count() or 1), thread_name_prefix="lychee-preprocess"
+        )
+        self.stats: Counter[str] = Counter()
+        # One forward at a time: the model object is shared between threads (server).
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ preparation
@@ -89,19 +150,35 @@ class LycheeBackend(Backend):
             return text, False
         return self.tokenizer.decode(ids[:limit]), True
 
-    def _image_tokens(self, image: Image.Image) -> int:
-        pixels = min(max(image.width * image.height, self._min_pixels), self._max_pixels)
-        return math.ceil(pixels / (28 * 28))
+    def grid(self, image: Image.Image) -> tuple[int, int, int]:
+        """The (t, h, w) patch grid the image processor will produce, from the size alone."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        h, w = smart_resize(
+            image.height, image.width, factor=self._patch * self._merge,
+            min_pixels=self._min_pixels, max_pixels=self._max_pixels,
+        )
+        return (1, h // self._patch, w // self._patch)
+
+    def _image_key(self, image: Image.Image, image_hash: str | None) -> Hashable:
+        return (image_hash or pixel_hash(image), self._min_pixels, self._max_pixels)
 
     def prepare(self, index: int, query: Content, document: Content, instruction: str, query_truncated: bool) -> _Pair:
         doc_text, doc_truncated = self.truncate(document.text, self.max_doc_tokens)
         document = Content(text=doc_text, image=document.image, source=document.source, image_hash=document.image_hash)
         prompt = build_messages(query, document, instruction, mode=self.scoring)
         text = self.processor.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
-        length = len(self.tokenizer.encode(text, add_special_tokens=False)) + sum(
-            self._image_tokens(im) for im in prompt.images
-        )
-        return _Pair(index, text, prompt.images, length, query_truncated or doc_truncated)
+        hashes = [c.image_hash for c in (query, document) if c.image is not None]
+        keys = [self._image_key(im, h) for im, h in zip(prompt.images, hashes)]
+        grids = [self.grid(im) for im in prompt.images]
+        pieces = text.split(self.image_token)
+        if len(pieces) != len(grids) + 1:
+            raise ValueError(f"chat template produced {len(pieces) - 1} image placeholders for {len(grids)} images")
+        expanded = pieces[0]
+        for g, piece in zip(grids, pieces[1:]):
+            expanded += self.image_token * (g[0] * g[1] * g[2] // self._merge**2) + piece
+        ids = self.tokenizer(expanded, add_special_tokens=False)["input_ids"]
+        return _Pair(index, text, prompt.images, keys, grids, ids, query_truncated or doc_truncated)
 
     def render_prompt(self, query: Content, document: Content, instruction: str) -> str:
         """The chat-templated text the model reads for one pair (images as their placeholder tokens).
@@ -112,6 +189,25 @@ class LycheeBackend(Backend):
         q_text, q_truncated = self.truncate(query.text, self.max_query_tokens)
         query = Content(text=q_text, image=query.image, source=query.source, image_hash=query.image_hash)
         return self.prepare(0, query, document, instruction, q_truncated).text
+
+    def batches(self, pairs: list[_Pair], batch_size: int, offset: int = 0) -> list[list[_Pair]]:
+        """Sort by length and pack under ``batch_size`` pairs and ``max_batch_tokens`` padded tokens."""
+        out: list[list[_Pair]] = []
+        current: list[_Pair] = []
+        longest = 0
+        for pair in sorted(pairs, key=lambda p: p.length):
+            cost = pair.length - offset
+            new_longest = max(longest, cost)
+            too_many = len(current) >= batch_size
+            too_big = self.max_batch_tokens is not None and (len(current) + 1) * new_longest > self.max_batch_tokens
+            if current and (too_many or too_big):
+                out.append(current)
+                current, new_longest = [], cost
+            current.append(pair)
+            longest = new_longest
+        if current:
+            out.append(current)
+        return out
 
     # ------------------------------------------------------------------ scoring
     def score_pairs(
@@ -131,12 +227,15 @@ class LycheeBackend(Backend):
         query = Content(text=q_text, image=query.image, source=query.source, image_hash=query.image_hash)
 
         pairs = [self.prepare(i, query, d, instruction, q_truncated) for i, d in enumerate(documents)]
-        # Group by length so a batch pads to similar lengths; order is restored below.
-        order = sorted(pairs, key=lambda p: p.length)
+        call = _Call()
+        if self._fast:
+            self._start_preprocessing(pairs, call)
+            if self.prefix_cache and len(pairs) > 1:
+                call.prefix = self._build_prefix(pairs, call, n_query_images=int(query.image is not None))
+        offset = call.prefix.length if call.prefix else 0
         done = 0
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            for pair, result in zip(batch, self._score_robust(batch)):
+        for batch in self.batches(pairs, batch_size, offset):
+            for pair, result in zip(batch, self._score_robust(batch, call)):
                 result.truncated = pair.truncated
                 pair.result = result
             done += len(batch)
@@ -144,24 +243,183 @@ class LycheeBackend(Backend):
                 progress(done, len(pairs))
         return [p.result or PairScore(error="not scored") for p in pairs]
 
-    def _score_robust(self, batch: list[_Pair]) -> list[PairScore]:
+    def _score_robust(self, batch: list[_Pair], call: _Call) -> list[PairScore]:
         """Score a batch; on CUDA OOM halve it, on any other failure isolate the bad pair."""
         try:
-            return self._forward(batch)
+            return self._forward(batch, call)
         except torch.cuda.OutOfMemoryError:
+            self.stats["oom_backoffs"] += 1
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             if len(batch) == 1:
                 return [PairScore(error="out of GPU memory even at batch size 1 (lower max_pixels or max_doc_tokens)")]
             half = len(batch) // 2
             logger.warning("CUDA out of memory at batch size %d; retrying with %d", len(batch), half)
-            return self._score_robust(batch[:half]) + self._score_robust(batch[half:])
+            return self._score_robust(batch[:half], call) + self._score_robust(batch[half:], call)
         except Exception as exc:  # noqa: BLE001 - one bad pair must not sink the batch
             if len(batch) == 1:
                 logger.warning("document %d failed: %s", batch[0].index, exc)
                 return [PairScore(error=f"scoring failed: {type(exc).__name__}: {exc}")]
-            return [r for pair in batch for r in self._score_robust([pair])]
+            return [r for pair in batch for r in self._score_robust([pair], call)]
 
+    @torch.inference_mode()
+    def _forward(self, batch: list[_Pair], call: _Call) -> list[PairScore]:
+        if not self._fast:
+            return self._forward_processor(batch)
+        with self._lock:
+            if call.prefix is not None:
+                logits = self._logits_from_prefix(batch, call)
+                self.stats["prefix_batches"] += 1
+            else:
+                logits = self._logits_full(batch, call)
+                self.stats["full_batches"] += 1
+        yes = logits[:, self.yes_id]
+        no = logits[:, self.no_id]
+        probs = torch.sigmoid(yes - no)  # == softmax([no, yes])[yes]
+        return [
+            PairScore(score=float(p), yes_logit=float(y), no_logit=float(n))
+            for p, y, n in zip(probs.tolist(), yes.tolist(), no.tolist())
+        ]
+
+    # ------------------------------------------------------------------ vision features
+    def _preprocess(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        with quiet_processor_warnings():
+            out = self.processor.image_processor(images=[image], return_tensors="pt")
+        return out["pixel_values"], out["image_grid_thw"]
+
+    def _start_preprocessing(self, pairs: list[_Pair], call: _Call) -> None:
+        """Queue pixel preprocessing of every uncached image; it overlaps with model compute."""
+        for pair in pairs:
+            for key, image in zip(pair.keys, pair.images):
+                if key in call.features or key in call.pending:
+                    continue
+                cached = self.vision_cache.get(key)
+                if cached is not None:
+                    call.features[key] = cached
+                    self.stats["vision_cache_hits"] += 1
+                else:
+                    call.pending[key] = self._pool.submit(self._preprocess, image)
+
+    def _features(self, pairs: list[_Pair], call: _Call, start: int = 0) -> list[torch.Tensor]:
+        """Vision-tower outputs for the images of ``pairs`` (from image ``start`` of each pair), in order."""
+        wanted = [k for p in pairs for k in p.keys[start:]]
+        missing = list(dict.fromkeys(k for k in wanted if k not in call.features))
+        if missing:
+            # Futures stay queued until success, so a per-pair retry after a failure can reuse them.
+            pixel_values, grids = zip(*(call.pending[k].result() for k in missing))
+            grid = torch.cat(grids).to(self.loaded.device)
+            out = self.model.model.get_image_features(
+                torch.cat(pixel_values).to(self.loaded.device, self.loaded.dtype), grid
+            )
+            for key, feats in zip(missing, out.pooler_output):
+                call.pending.pop(key, None)
+                call.features[key] = feats
+                self.vision_cache.put(key, feats)
+            self.stats["vision_cache_misses"] += len(missing)
+        return [call.features[k] for k in wanted]
+
+    def _encoder_outputs(self, features: list[torch.Tensor]) -> dict[str, Any] | None:
+        if not features:
+            return None
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        return {"image": BaseModelOutputWithPooling(pooler_output=tuple(features))}
+
+    def _positions(self, input_ids: torch.Tensor, mask: torch.Tensor, grids: list[tuple[int, int, int]]) -> torch.Tensor:
+        """3D rope positions on the full sequence (padding anywhere is skipped by the mask)."""
+        mm_types = (input_ids == self.image_token_id).int()
+        grid = torch.tensor(grids, device=input_ids.device) if grids else None
+        positions, _ = self.model.model.get_rope_index(input_ids, mm_types, image_grid_thw=grid, attention_mask=mask)
+        return positions
+
+    # ------------------------------------------------------------------ language model
+    def _logits_full(self, batch: list[_Pair], call: _Call) -> torch.Tensor:
+        device = self.loaded.device
+        width = max(p.length for p in batch)
+        input_ids = torch.full((len(batch), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, pair in enumerate(batch):  # left padding: the last position is every row's answer slot
+            input_ids[row, width - pair.length :] = torch.tensor(pair.ids)
+            mask[row, width - pair.length :] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = self._positions(input_ids, mask, [g for p in batch for g in p.grids])
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            mm_encoder_outputs=self._encoder_outputs(self._features(batch, call)),
+            use_cache=False,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1, :].float()
+
+    def _build_prefix(self, pairs: list[_Pair], call: _Call, n_query_images: int) -> _Prefix | None:
+        """Run the shared prefix once; ``None`` where continuing from it would not be safe."""
+        first = pairs[0].ids
+        length = min(p.length for p in pairs) - 1  # every pair keeps at least its last token
+        for pair in pairs[1:]:
+            ids = pair.ids
+            n = 0
+            limit = min(length, len(ids))
+            while n < limit and ids[n] == first[n]:
+                n += 1
+            length = n
+        # The prefix may hold the query's images only: identical pad ids of documents'
+        # images would match token-wise while their features differ.
+        seen = 0
+        for j in range(length):
+            if first[j] == self.image_token_id:
+                seen += 1
+                if seen > sum(g[0] * g[1] * g[2] // self._merge**2 for g in pairs[0].grids[:n_query_images]):
+                    length = j - 1  # also leave the document's <|vision_start|> to the suffix
+                    break
+        if length < MIN_PREFIX_TOKENS:
+            self.stats["prefix_fallbacks"] += 1
+            return None
+        device = self.loaded.device
+        input_ids = torch.tensor([first[:length]], device=device)
+        mask = torch.ones_like(input_ids)
+        with torch.inference_mode(), self._lock:
+            feats = self._features(pairs[:1], call)[:n_query_images]
+            positions = self._positions(input_ids, mask, pairs[0].grids[:n_query_images])
+            out = self.model.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                mm_encoder_outputs=self._encoder_outputs(feats),
+                use_cache=True,
+            )
+        return _Prefix(length=length, cache=out.past_key_values, n_images=n_query_images)
+
+    def _logits_from_prefix(self, batch: list[_Pair], call: _Call) -> torch.Tensor:
+        prefix = call.prefix
+        assert prefix is not None
+        device = self.loaded.device
+        p = prefix.length
+        width = max(pair.length for pair in batch) - p
+        full = torch.full((len(batch), p + width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(full)
+        for row, pair in enumerate(batch):  # [prefix | left-padded suffix]
+            full[row, :p] = torch.tensor(pair.ids[:p])
+            mask[row, :p] = 1
+            full[row, p + width - (pair.length - p) :] = torch.tensor(pair.ids[p:])
+            mask[row, p + width - (pair.length - p) :] = 1
+        full, mask = full.to(device), mask.to(device)
+        positions = self._positions(full, mask, [g for pair in batch for g in pair.grids])[:, :, p:]
+        cache = copy.deepcopy(prefix.cache)
+        cache.batch_repeat_interleave(len(batch))
+        out = self.model(
+            input_ids=full[:, p:],
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            mm_encoder_outputs=self._encoder_outputs(self._features(batch, call, start=prefix.n_images)),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1, :].float()
+
+    # ------------------------------------------------------------------ processor path
     def _encode(self, batch: list[_Pair]) -> Any:
         images = [im for p in batch for im in p.images]
         with quiet_processor_warnings():
@@ -177,16 +435,15 @@ class LycheeBackend(Backend):
             inputs["pixel_values"] = inputs["pixel_values"].to(self.loaded.dtype)
         return inputs
 
-    @torch.inference_mode()
-    def _forward(self, batch: list[_Pair]) -> list[PairScore]:
+    def _forward_processor(self, batch: list[_Pair]) -> list[PairScore]:
+        """Plain processor + model call: generate mode, and VLMs without Qwen's rope helper."""
         inputs = self._encode(batch)
         with self._lock:
             if self.scoring == "generate":
                 return self._generate(inputs)
             logits = self.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1, :].float()
-        yes = logits[:, self.yes_id]
-        no = logits[:, self.no_id]
-        probs = torch.sigmoid(yes - no)  # == softmax([no, yes])[yes]
+        yes, no = logits[:, self.yes_id], logits[:, self.no_id]
+        probs = torch.sigmoid(yes - no)
         return [
             PairScore(score=float(p), yes_logit=float(y), no_logit=float(n))
             for p, y, n in zip(probs.tolist(), yes.tolist(), no.tolist())
