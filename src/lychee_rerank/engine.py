@@ -60,6 +60,9 @@ class LycheeReranker:
         max_doc_tokens: int | None = None,
         adapter: str | Path | None = None,
         merge_adapter: bool = False,
+        max_batch_tokens: int | None = 16384,
+        prefix_cache: bool = True,
+        vision_cache_bytes: int = 512 * 1024 * 1024,
         **kwargs: Any,
     ) -> "LycheeReranker":
         """Load lychee-rerank-mm (hub id or local directory) or another Qwen2.5-VL style model.
@@ -67,7 +70,10 @@ class LycheeReranker:
         Defaults pick BF16 (else FP16) and Flash-Attention-2 (else SDPA) on CUDA, FP32 and
         SDPA on CPU; the choice is on ``reranker.device``, ``.dtype``, ``.attn_implementation``.
         ``min_pixels``/``max_pixels`` bound each image's visual tokens (defaults as in the
-        published scripts: 4 to 1280 tokens). Other keyword arguments go to the constructor.
+        published scripts: 4 to 1280 tokens). ``max_batch_tokens`` caps a batch's padded
+        tokens (``batch_size`` caps its pairs); ``prefix_cache`` runs the query prefix once per
+        call; ``vision_cache_bytes`` bounds the cache of image features reused across queries.
+        Other keyword arguments go to the constructor.
         """
         from .backends.lychee import DEFAULT_MAX_DOC_TOKENS, DEFAULT_MAX_QUERY_TOKENS, LycheeBackend
         from .loading import load
@@ -87,6 +93,9 @@ class LycheeReranker:
             scoring=scoring,
             max_query_tokens=max_query_tokens or DEFAULT_MAX_QUERY_TOKENS,
             max_doc_tokens=max_doc_tokens or DEFAULT_MAX_DOC_TOKENS,
+            max_batch_tokens=max_batch_tokens,
+            prefix_cache=prefix_cache,
+            vision_cache_bytes=vision_cache_bytes,
         )
         return cls(backend, **kwargs)
 

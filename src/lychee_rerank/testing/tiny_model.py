@@ -103,6 +103,13 @@ def build_tokenizer(out_dir: Path) -> "object":
     return fast
 
 
+def _mrope_section(head_dim: int) -> list[int]:
+    """Split head_dim/2 rotary pairs over (t, h, w) in Qwen2.5-VL's proportions (16/24/24 at 128)."""
+    half = head_dim // 2
+    hw = 3 * half // 8
+    return [half - 2 * hw, hw, hw]
+
+
 def _spread_yes_no(model: "object", tok: "object", image_pad_id: int) -> None:
     """Make p(yes) vary over 0-1 with the input.
 
@@ -142,8 +149,24 @@ def _spread_yes_no(model: "object", tok: "object", image_pad_id: int) -> None:
         w[yes] = w[no] + delta
 
 
-def build(out_dir: str | Path, seed: int = 0) -> Path:
-    """Build the checkpoint in ``out_dir`` and return its path."""
+def build(
+    out_dir: str | Path,
+    seed: int = 0,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int | None = None,
+    vision_hidden_size: int = 32,
+    vision_depth: int = 2,
+    vision_heads: int = 2,
+) -> Path:
+    """Build the checkpoint in ``out_dir`` and return its path.
+
+    The defaults give the ~1 MB test model; benchmarks pass larger sizes so that the model,
+    not Python, dominates the time (same architecture, random weights).
+    """
     import torch
     from safetensors.torch import save_file
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -168,14 +191,14 @@ def build(out_dir: str | Path, seed: int = 0) -> Path:
         "image_token_id": ids["<|image_pad|>"],
         "video_token_id": ids["<|video_pad|>"],
         "hidden_act": "silu",
-        "hidden_size": 64,
+        "hidden_size": hidden_size,
         "initializer_range": 0.02,
-        "intermediate_size": 128,
+        "intermediate_size": intermediate_size or 2 * hidden_size,
         "max_position_embeddings": 32768,
-        "max_window_layers": 2,
-        "num_attention_heads": 4,
-        "num_hidden_layers": 2,
-        "num_key_value_heads": 2,
+        "max_window_layers": num_layers,
+        "num_attention_heads": num_heads,
+        "num_hidden_layers": num_layers,
+        "num_key_value_heads": num_kv_heads,
         "rms_norm_eps": 1e-06,
         "rope_theta": 1000000.0,
         "sliding_window": 32768,
@@ -185,22 +208,22 @@ def build(out_dir: str | Path, seed: int = 0) -> Path:
         "use_cache": True,
         "use_sliding_window": False,
         "vision_config": {
-            "depth": 2,
+            "depth": vision_depth,
             "hidden_act": "silu",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
+            "hidden_size": vision_hidden_size,
+            "intermediate_size": 2 * vision_hidden_size,
+            "num_heads": vision_heads,
             "in_chans": 3,
-            "out_hidden_size": 64,
+            "out_hidden_size": hidden_size,
             "patch_size": 14,
             "spatial_merge_size": 2,
             "spatial_patch_size": 14,
             "window_size": 112,
-            "fullatt_block_indexes": [1],
+            "fullatt_block_indexes": [vision_depth - 1],
             "tokens_per_second": 2,
             "temporal_patch_size": 2,
         },
-        "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+        "rope_scaling": {"type": "mrope", "mrope_section": _mrope_section(hidden_size // num_heads)},
         "vocab_size": vocab_size,
     }
     torch.manual_seed(seed)
@@ -263,8 +286,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--vision-hidden-size", type=int, default=32)
+    parser.add_argument("--vision-depth", type=int, default=2)
     args = parser.parse_args(argv)
-    path = build(args.out_dir, seed=args.seed)
+    path = build(
+        args.out_dir, seed=args.seed, hidden_size=args.hidden_size, num_layers=args.layers,
+        num_heads=args.heads, vision_hidden_size=args.vision_hidden_size, vision_depth=args.vision_depth,
+    )
     print(path)
 
 

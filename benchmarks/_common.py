@@ -1,0 +1,39 @@
+"""Helpers shared by the benchmarks: deterministic inputs, timing, the result table."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+
+def noise_photo(width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8), "RGB")
+
+
+def timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, Any]:
+    """Best wall time of ``repeats`` runs (the machine is shared and noisy) and the last value."""
+    best, value = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.rjust(width[c]) if i else c.ljust(width[c]) for i, c in enumerate(cols)))
+    print("  ".join("-" * width[c] for c in cols))
+    for r in rows:
+        print("  ".join(_fmt(r[c]).rjust(width[c]) if i else _fmt(r[c]).ljust(width[c]) for i, c in enumerate(cols)))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2e}" if (v != 0 and abs(v) < 1e-2) else f"{v:.2f}"
+    return str(v)
