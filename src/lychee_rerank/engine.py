@@ -8,6 +8,9 @@
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,6 +23,14 @@ from .prompt import ScoringMode, resolve_instruction
 from .results import PairScore, RerankResult
 
 logger = logging.getLogger("lychee_rerank")
+
+
+DECODE_POOL_MIN_DOCS = 8
+
+
+@lru_cache(maxsize=1)
+def _decode_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="lychee-decode")
 
 
 class ScoringError(RuntimeError):
@@ -183,19 +194,16 @@ class LycheeReranker:
         instruction = resolve_instruction(instruction, template, self.templates_file)
         q = self.to_query(query)
         docs = list(documents)
-        contents: list[Content | None] = []
         scores: list[PairScore] = [PairScore() for _ in docs]
-        for i, doc in enumerate(docs):
-            try:
-                content = to_content(doc, limits=self.image_limits)
-                if content.is_empty:
-                    raise InputError(f"document {i} is empty: give text, an image, or both")
-                contents.append(content)
-            except InputError as exc:
+        contents: list[Content | None] = []
+        for i, decoded in enumerate(self._decode_all(docs)):
+            if isinstance(decoded, InputError):
                 if raise_on_error:
-                    raise
+                    raise decoded
+                scores[i] = PairScore(error=str(decoded))
                 contents.append(None)
-                scores[i] = PairScore(error=str(exc))
+            else:
+                contents.append(decoded)
 
         valid = [i for i, c in enumerate(contents) if c is not None]
         if valid:
@@ -219,6 +227,23 @@ class LycheeReranker:
             sources=[c.describe() if c is not None else _describe_raw(d) for c, d in zip(contents, docs)],
             modalities=[c.modality if c is not None else None for c in contents],
         )
+
+    def _decode_all(self, docs: list[Any]) -> list[Content | InputError]:
+        """Decode documents, in parallel threads when there are many (PIL releases the GIL)."""
+
+        def decode(item: tuple[int, Any]) -> Content | InputError:
+            i, doc = item
+            try:
+                content = to_content(doc, limits=self.image_limits)
+            except InputError as exc:
+                return exc
+            if content.is_empty:
+                return InputError(f"document {i} is empty: give text, an image, or both")
+            return content
+
+        if len(docs) < DECODE_POOL_MIN_DOCS:
+            return [decode(item) for item in enumerate(docs)]
+        return list(_decode_pool().map(decode, enumerate(docs)))
 
     def score(self, query: InputLike, document: InputLike, instruction: str | None = None, *, template: str | None = None) -> float:
         """Relevance of one pair in the reranker's display scale; raises if it cannot be scored."""
