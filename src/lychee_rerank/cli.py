@@ -6,7 +6,6 @@ so ``lychee rerank ... --format json | jq`` stays clean.
 
 from __future__ import annotations
 
-import csv
 import glob
 import io
 import json
@@ -24,7 +23,7 @@ from rich.table import Table
 
 from .inputs import InputError, is_image_path, to_query
 from .prompt import load_templates
-from .results import RerankResult
+from .results import RerankResult, to_csv, to_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal reranking with lychee-rerank-mm.")
 err = Console(stderr=True)
@@ -42,7 +41,6 @@ class Scoring(str, Enum):
     generate = "generate"
 
 
-RECORD_FIELDS = ["rank", "index", "score", "source", "modality", "tie", "yes_logit", "no_logit", "raw_score", "truncated", "error"]
 
 
 def expand_documents(docs: list[str], as_text: bool) -> list[Any]:
@@ -71,28 +69,11 @@ def read_docs_file(path: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def records(results: list[RerankResult]) -> list[dict[str, Any]]:
-    rows = []
-    for r in results:
-        row = {k: getattr(r, k) for k in RECORD_FIELDS}
-        if r.raw_output is not None:
-            row["raw_output"] = r.raw_output
-        if r.evidence:
-            row["evidence"] = r.evidence
-        rows.append(row)
-    return rows
-
-
 def render(results: list[RerankResult], fmt: OutputFormat, scale: float) -> str:
-    rows = records(results)
     if fmt is OutputFormat.json:
-        return json.dumps(rows, ensure_ascii=False, indent=2)
+        return to_json(results)
     if fmt is OutputFormat.csv:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buf.getvalue().rstrip("\n")
+        return to_csv(results).rstrip("\n")
     table = Table(show_edge=False)
     for col in ("rank", "score", "document", "yes/no logits", "note"):
         table.add_column(col, justify="right" if col in ("rank", "score") else "left")
@@ -237,7 +218,6 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from .server import create_app
     from .settings import ServerSettings
 
     given = {
@@ -255,6 +235,8 @@ def serve(
             where = ".".join(str(x) for x in problem["loc"])
             err.print(f"[red]error:[/] {where}: {problem['msg']}")
         raise typer.Exit(2)
+    from .server import create_app  # imports torch: only once the settings are known to be valid
+
     _quiet_libraries()
     logging.getLogger("lychee_rerank").setLevel(logging.INFO)
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key_value:

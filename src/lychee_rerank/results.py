@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
+
+#: Columns of exported records (CLI --format json/csv, UI downloads), in this order.
+RECORD_FIELDS = ["rank", "index", "score", "source", "modality", "tie", "yes_logit", "no_logit", "raw_score", "truncated", "error"]
 
 
 @dataclass
@@ -50,3 +56,28 @@ class RerankResult:
         if not include_document:
             data.pop("document")
         return data
+
+
+def to_records(results: Sequence[RerankResult]) -> list[dict[str, Any]]:
+    """Plain dicts for export: the fixed columns, plus generated text and evidence when present."""
+    rows = []
+    for r in results:
+        row = {k: getattr(r, k) for k in RECORD_FIELDS}
+        if r.raw_output is not None:
+            row["raw_output"] = r.raw_output
+        if r.evidence:
+            row["evidence"] = r.evidence
+        rows.append(row)
+    return rows
+
+
+def to_json(results: Sequence[RerankResult]) -> str:
+    return json.dumps(to_records(results), ensure_ascii=False, indent=2, default=str)
+
+
+def to_csv(results: Sequence[RerankResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(to_records(results))
+    return buf.getvalue()
