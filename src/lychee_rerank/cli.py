@@ -245,6 +245,33 @@ def serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
+@app.command()
+def ui(
+    port: int = typer.Option(8501, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    backend: str = typer.Option("auto", "--backend", help="auto, lychee or lite."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL"),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory (model backend)."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="zh or en (default: the browser's language)."),
+) -> None:
+    """Start the web UI (Streamlit): gallery ranking, single analysis, batch text ranking."""
+    import subprocess
+    from importlib import resources
+
+    app_path = str(resources.files("lychee_rerank") / "ui" / "app.py")
+    env = {**os.environ, "LYCHEE_UI_BACKEND": backend}
+    for key, value in (("LYCHEE_MODEL", model), ("LYCHEE_ADAPTER", adapter), ("LYCHEE_UI_LANG", lang)):
+        if value:
+            env[key] = value
+    command = [
+        sys.executable, "-m", "streamlit", "run", app_path,
+        "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "64", "--client.toolbarMode", "viewer",
+    ]
+    err.print(f"[dim]lychee ui: http://{host}:{port}[/]")
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
 def _quiet_libraries() -> None:
     """Keep stderr to what a user needs: no per-shard loading bars from transformers."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

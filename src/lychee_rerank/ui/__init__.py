@@ -1,0 +1,1 @@
+"""Streamlit web UI (``lychee ui``): gallery ranking, single-pair analysis, batch text ranking."""
