@@ -106,3 +106,29 @@ def test_progress_goes_to_stderr_not_stdout(tiny_model_dir):
     proc = run_cli("rerank", "--model", str(tiny_model_dir), "q", "--text", *docs, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)) == 8  # stdout is pure JSON
+
+
+def test_jsonl_output_is_one_record_per_line(tiny_model_dir):
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "cat", "--text", "a", "b", "c", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and [json.loads(line)["rank"] for line in lines] == [1, 2, 3]
+
+
+def test_analyze_explains_one_pair(tiny_model_dir, image_files, reranker):
+    result = _invoke("analyze", "--model", str(tiny_model_dir), "a cat", "a black cat", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["score"] == pytest.approx(reranker.score("a cat", "a black cat"), abs=1e-6)
+    assert data["yes_logit"] is not None and data["instruction"].startswith("Given a web search query")
+    assert "<Query>:a cat\n<Document>:a black cat" in data["prompt"]
+    result = _invoke("analyze", "--model", str(tiny_model_dir), "", "--query-image", str(image_files[0]), "--doc-image", str(image_files[1]), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["prompt"].count("<|vision_start|>") == 2
+    result = _invoke("analyze", "--model", str(tiny_model_dir), "", "doc")
+    assert result.exit_code == 2 and "query is empty" in result.output
+
+
+def test_unknown_backend_is_refused(tiny_model_dir):
+    result = _invoke("rerank", "--backend", "magic", "cat", "--text", "a")
+    assert result.exit_code == 2 and "unknown backend" in result.output

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from .inputs import InputError, is_image_path, to_query
 from .prompt import load_templates
-from .results import RerankResult, to_csv, to_json
+from .results import RerankResult, to_csv, to_json, to_jsonl
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal reranking with lychee-rerank-mm.")
 err = Console(stderr=True)
@@ -33,6 +33,7 @@ PROGRESS_MIN_DOCS = 6
 class OutputFormat(str, Enum):
     table = "table"
     json = "json"
+    jsonl = "jsonl"
     csv = "csv"
 
 
@@ -72,6 +73,8 @@ def read_docs_file(path: str) -> list[str]:
 def render(results: list[RerankResult], fmt: OutputFormat, scale: float) -> str:
     if fmt is OutputFormat.json:
         return to_json(results)
+    if fmt is OutputFormat.jsonl:
+        return to_jsonl(results)
     if fmt is OutputFormat.csv:
         return to_csv(results).rstrip("\n")
     table = Table(show_edge=False)
@@ -93,6 +96,7 @@ def rerank(
     query: str = typer.Argument(..., help="Query text (may be '' with --query-image)."),
     docs: list[str] = typer.Argument(None, help="Image files, directories or globs of images (or texts with --text)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL", help="Hub id or local directory."),
+    backend: str = typer.Option("auto", "--backend", help="auto (model if configured, else lite), lychee or lite."),
     query_image: Optional[Path] = typer.Option(None, "--query-image", help="Image for the query (with or without text)."),
     docs_file: Optional[str] = typer.Option(None, "--docs-file", help="Text documents, one per line ('-' for stdin)."),
     as_text: bool = typer.Option(False, "--text", help="Treat DOC arguments as text documents, not paths."),
@@ -110,10 +114,9 @@ def rerank(
     dtype: str = typer.Option("auto", "--dtype"),
     attn: str = typer.Option("auto", "--attn", help="auto, flash_attention_2, sdpa or eager."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Pixel budget per image (default 1280*28*28)."),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory (from `lychee finetune`) or hub id."),
 ) -> None:
     """Rerank documents (images, texts, or both) against a query."""
-    from .engine import LycheeReranker
-
     if instruction is not None and template is not None:
         raise typer.BadParameter("give --instruction or --template, not both")
     documents: list[Any] = expand_documents(docs or [], as_text)
@@ -130,26 +133,8 @@ def rerank(
     except InputError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
-    if not model:
-        err.print(
-            "[red]error:[/] no model configured: pass --model PATH_OR_HUB_ID or set LYCHEE_MODEL "
-            "(e.g. vec-ai/lychee-rerank-mm)"
-        )
-        raise typer.Exit(2)
-    _quiet_libraries()
-    kwargs: dict[str, Any] = {}
-    if max_pixels is not None:
-        kwargs["max_pixels"] = max_pixels
-    try:
-        rr = LycheeReranker.from_pretrained(
-            model, device=device, dtype=dtype, attn_implementation=attn, scoring=scoring.value,
-            templates_file=templates_file, **kwargs,
-        )
-    except (OSError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1)
-    info = rr.info
-    err.print(f"[dim]{info['backend']}: {info['model']} on {info['device']} · {info['dtype']} · {info['attn_implementation']}[/]")
+    rr = _load_reranker(backend, model, device=device, dtype=dtype, attn=attn, max_pixels=max_pixels,
+                        scoring=scoring.value, adapter=adapter, templates_file=templates_file)
 
     try:
         if len(documents) >= PROGRESS_MIN_DOCS:
@@ -175,6 +160,85 @@ def rerank(
     if failed:
         err.print(f"[yellow]{failed} document(s) could not be scored; see the error column[/]")
     typer.echo(render(results, fmt, scale))
+
+
+def _load_reranker(
+    backend: str, model: str | None, *, device: str = "auto", dtype: str = "auto", attn: str = "auto",
+    max_pixels: int | None = None, scoring: str = "yesno", adapter: str | None = None,
+    templates_file: Path | None = None,
+) -> Any:
+    """Load the reranker the way every command does, or exit with a one-line reason."""
+    from .engine import LycheeReranker
+    from .selection import choose_backend
+
+    _quiet_libraries()
+    try:
+        chosen = choose_backend(backend, model).backend
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    kwargs: dict[str, Any] = {"templates_file": templates_file}
+    if chosen == "lychee":
+        kwargs.update(device=device, dtype=dtype, attn_implementation=attn, scoring=scoring, adapter=adapter)
+        if max_pixels is not None:
+            kwargs["max_pixels"] = max_pixels
+    try:
+        rr = LycheeReranker.load(backend, model, notice=lambda line: err.print(f"[yellow]{line}[/]"), **kwargs)
+    except (OSError, ValueError, ImportError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+    info = rr.info
+    err.print(f"[dim]{info['backend']}: {info['model']} on {info['device']} · {info['dtype']} · {info['attn_implementation']}[/]")
+    return rr
+
+
+@app.command()
+def analyze(
+    query: str = typer.Argument(..., help="Query text (may be '' with --query-image)."),
+    document: str = typer.Argument("", help="Document text (may be '' with --doc-image)."),
+    query_image: Optional[Path] = typer.Option(None, "--query-image"),
+    doc_image: Optional[Path] = typer.Option(None, "--doc-image"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL"),
+    backend: str = typer.Option("auto", "--backend"),
+    instruction: Optional[str] = typer.Option(None, "--instruction", "-i"),
+    template: Optional[str] = typer.Option(None, "--template"),
+    adapter: Optional[str] = typer.Option(None, "--adapter"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Explain one pair: score, yes/no logits, the instruction and the prompt as the model reads it."""
+    from .inputs import to_content
+    from .prompt import resolve_instruction
+
+    q: Any = {"text": query or None, "image": query_image} if query_image else query
+    d: Any = {"text": document or None, "image": doc_image} if doc_image else document
+    try:
+        to_query(q)
+        instruction_used = resolve_instruction(instruction, template)
+    except (InputError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    rr = _load_reranker(backend, model, adapter=adapter)
+    result = rr.rerank(q, [d], instruction=instruction_used)[0]
+    if result.error:
+        err.print(f"[red]error:[/] {result.error}")
+        raise typer.Exit(2)
+    render_prompt = getattr(rr.backend, "render_prompt", None)
+    prompt = render_prompt(rr.to_query(q), to_content(d), instruction_used) if render_prompt else None
+    data = {
+        "score": result.score, "yes_logit": result.yes_logit, "no_logit": result.no_logit,
+        "instruction": instruction_used, "truncated": result.truncated, "prompt": prompt, "evidence": result.evidence,
+    }
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        return
+    typer.echo(f"score        {result.score:.6f}")
+    if result.yes_logit is not None:
+        typer.echo(f"yes / no     {result.yes_logit:.4f} / {result.no_logit:.4f}")
+    typer.echo(f"instruction  {instruction_used}")
+    if result.evidence:
+        typer.echo(f"evidence     {json.dumps(result.evidence, ensure_ascii=False, default=str)}")
+    if prompt:
+        typer.echo("prompt:\n" + prompt)
 
 
 @app.command()
@@ -270,6 +334,78 @@ def ui(
     ]
     err.print(f"[dim]lychee ui: http://{host}:{port}[/]")
     raise typer.Exit(subprocess.call(command, env=env))
+
+
+@app.command()
+def finetune(
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL", help="Base model: hub id or local directory."),
+    train: Path = typer.Option(..., "--train", exists=True, dir_okay=False, help="Training JSONL: pairs or groups (image paths relative to it)."),
+    eval_file: Optional[Path] = typer.Option(
+        None, "--eval", exists=True, dir_okay=False, help="Held-out JSONL [default: hold out --eval-split of the training queries]."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", file_okay=False, help="Directory for the adapter, checkpoints and report."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Optimizer steps (wins over --epochs)."),
+    epochs: int = typer.Option(1, "--epochs", min=1),
+    lr: float = typer.Option(1e-4, "--lr", min=0.0),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Pairs per micro-batch."),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
+    lora_r: int = typer.Option(16, "--lora-r", min=1),
+    lora_alpha: int = typer.Option(32, "--lora-alpha", min=1),
+    lora_dropout: float = typer.Option(0.05, "--lora-dropout", min=0.0, max=0.99),
+    train_vision: bool = typer.Option(False, "--train-vision", help="Also put LoRA on the vision tower."),
+    hard_negatives: int = typer.Option(
+        0, "--hard-negatives", min=0, help="Negatives of the same query trained next to each positive (groups only)."
+    ),
+    eval_split: float = typer.Option(0.1, "--eval-split", min=0.0, max=0.99),
+    save_every: int = typer.Option(200, "--save-every", min=1, help="Checkpoint every N steps (and at the end)."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue from the latest checkpoint in --output (--no-resume deletes them)."
+    ),
+    instruction: Optional[str] = typer.Option(None, "--instruction", "-i", help="Instruction for records without their own."),
+    device: str = typer.Option("auto", "--device"),
+    dtype: str = typer.Option("auto", "--dtype", help="auto: bfloat16 on GPU, float32 on CPU."),
+) -> None:
+    """Fine-tune a LoRA adapter on labelled JSONL with the exact inference prompt."""
+    from .finetune import finetune as run_finetune
+
+    if not model:
+        err.print("[red]error:[/] no base model: pass --model PATH_OR_HUB_ID or set LYCHEE_MODEL")
+        raise typer.Exit(2)
+    _quiet_libraries()
+    try:
+        report = run_finetune(
+            model, train, eval_file, output_dir=output, max_steps=max_steps, epochs=epochs, lr=lr,
+            batch_size=batch_size, grad_accum=grad_accum, lora_r=lora_r, lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout, train_vision=train_vision, hard_negatives=hard_negatives, seed=seed,
+            resume=resume, eval_split=eval_split, save_every=save_every, instruction=instruction,
+            device=device, dtype=dtype, progress=True,
+        )
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+    if report.resumed_from_step is not None:
+        err.print(f"[dim]resumed from step {report.resumed_from_step}[/]")
+    if report.bad_records:
+        err.print(
+            f"[yellow]{len(report.bad_records)} bad record(s) skipped[/] (file:line and reason in "
+            f"{output / 'finetune_report.json'})"
+        )
+    table = Table(show_edge=False, title="held-out evaluation")
+    for col in ("step", "epoch", "loss", "accuracy", "MRR"):
+        table.add_column(col, justify="right")
+    for h in report.history:
+        table.add_row(str(h.step), str(h.epoch), f"{h.loss:.4f}", f"{h.accuracy:.3f}", f"{h.mrr:.3f}")
+    if report.history:
+        err.print(table)
+    else:
+        err.print("[dim]no held-out data (pass --eval FILE or --eval-split > 0)[/]")
+    err.print(
+        f"{report.steps} steps on {report.train_pairs} pairs ({report.steps_per_second:.2f} steps/s), "
+        f"{report.trainable_parameters:,} trainable parameters"
+    )
+    typer.echo(str(output))
+    err.print(f"[dim]use it: lychee rerank --model {model} --adapter {output} QUERY DOCS...[/]")
 
 
 def _quiet_libraries() -> None:

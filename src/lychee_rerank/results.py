@@ -81,3 +81,8 @@ def to_csv(results: Sequence[RerankResult]) -> str:
     writer.writeheader()
     writer.writerows(to_records(results))
     return buf.getvalue()
+
+
+def to_jsonl(results: Sequence[RerankResult]) -> str:
+    """One JSON record per line (streams well into other tools)."""
+    return "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in to_records(results))

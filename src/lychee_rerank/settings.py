@@ -1,0 +1,68 @@
+"""``ServerSettings``: every knob of ``lychee serve`` in one validated object.
+
+Values come from, in order of precedence: the ``lychee serve`` flags, ``LYCHEE_*`` environment
+variables (``LYCHEE_API_KEY``, ``LYCHEE_MODEL``, ``LYCHEE_MAX_DOCUMENTS``, ...), then the
+defaults below. Tests and embedding applications build one directly and hand it to
+:func:`lychee_rerank.server.create_app`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class ServerSettings(BaseSettings):
+    """Configuration of the HTTP service; the limits are the service's promise to its operators."""
+
+    model_config = SettingsConfigDict(env_prefix="LYCHEE_", extra="ignore", frozen=True)
+
+    # ---------------------------------------------------------------- binding and model
+    host: str = Field("127.0.0.1", description="Interface to bind. Loopback by default: exposing it is a decision.")
+    port: int = Field(8080, ge=0, le=65535)
+    backend: Literal["auto", "lychee", "lite"] = Field("auto", description="Which scoring backend to load.")
+    model: Optional[str] = Field(None, description="Hub id or local directory of the model (backend lychee).")
+    device: str = "auto"
+    dtype: str = "auto"
+    attn_implementation: str = "auto"
+    model_max_pixels: Optional[int] = Field(None, gt=0, description="Visual-token pixel budget per image (model side).")
+    batch_size: int = Field(8, ge=1, description="Pairs per forward pass.")
+
+    # ---------------------------------------------------------------- security
+    api_key: Optional[SecretStr] = Field(
+        None, description="When set, every route except /health needs 'Authorization: Bearer KEY'."
+    )
+    allow_local_dir: Optional[Path] = Field(
+        None, description="Directory from which requests may name image files; none may be read otherwise."
+    )
+    allow_urls: bool = Field(False, description="Let requests name http(s) image URLs (public addresses only).")
+    url_timeout_s: float = Field(10.0, gt=0, description="Total time allowed to fetch one image URL.")
+    url_max_redirects: int = Field(3, ge=0)
+
+    # ---------------------------------------------------------------- limits
+    max_documents: int = Field(1000, ge=1, description="Documents per request.")
+    max_request_bytes: int = Field(64 * MiB, ge=1024, description="Size of a request body.")
+    max_image_bytes: int = Field(20 * MiB, ge=1, description="Size of one encoded image.")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Width x height of one image, checked before decoding.")
+    max_text_chars: int = Field(100_000, ge=1, description="Characters in one query, document or instruction text.")
+    request_timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit for one request; past it: 504.")
+    max_queue: int = Field(64, ge=1, description="Requests admitted to the model (running + waiting); past it: 503.")
+
+    @field_validator("allow_local_dir")
+    @classmethod
+    def _existing_dir(cls, value: Optional[Path]) -> Optional[Path]:
+        if value is None:
+            return None
+        resolved = value.expanduser().resolve()
+        if not resolved.is_dir():
+            raise ValueError(f"allow_local_dir {value} is not an existing directory")
+        return resolved
+
+    @property
+    def api_key_value(self) -> Optional[str]:
+        return self.api_key.get_secret_value() if self.api_key is not None else None

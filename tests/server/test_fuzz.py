@@ -1,0 +1,78 @@
+"""Schema-based fuzzing of every route from the live server's own /openapi.json (schemathesis).
+
+Whatever hypothesis generates from the published contract, the server must answer without a
+5xx, with a status the contract lists and a body that matches its schema. The server runs
+with URLs and file paths disabled, so generated image strings never leave this process.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
+
+from lychee_rerank.settings import ServerSettings  # noqa: E402
+
+from .conftest import LiveServer  # noqa: E402
+
+MAX_EXAMPLES = 30
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(server_reranker):
+    from lychee_rerank.server import create_app
+
+    # Small limits keep each generated request cheap; the limit paths get fuzzed too.
+    app = create_app(
+        ServerSettings(max_documents=8, max_text_chars=512, max_image_pixels=1_000_000, batch_size=8),
+        server_reranker,
+    )
+    live = LiveServer(app).start()
+    yield live
+    live.stop()
+
+
+ALIASES = {"/rerank", "/v2/rerank"}  # same handler as /v1/rerank
+
+
+def fuzz_operation(live: LiveServer, operation, mode) -> dict[int, int]:
+    """Run hypothesis over one operation's generated cases; returns how often each status came back."""
+    statuses: dict[int, int] = {}
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+    def run(case) -> None:
+        response = case.call(base_url=live.url, timeout=60)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        assert response.status_code < 500, (case.method, case.path, case.body, response.status_code, response.text[:500])
+        # Every check but "schema-valid data must be accepted": the schema cannot say that a query
+        # needs text or an image, or that a base64 string must decode to an image; those are 422s.
+        case.validate_response(response, excluded_checks=[schemathesis.checks.positive_data_acceptance])
+
+    run()
+    return statuses
+
+
+def test_no_server_errors_and_responses_match_the_contract(fuzz_target):
+    schema = schemathesis.openapi.from_url(f"{fuzz_target.url}/openapi.json")
+    seen: dict[str, dict[int, int]] = {}
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.path in ALIASES:
+            continue
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            if mode is GenerationMode.NEGATIVE and not len(operation.body):
+                continue  # nothing to make invalid in a GET without parameters
+            started = time.perf_counter()
+            seen[f"{operation.label} {mode.value}"] = fuzz_operation(fuzz_target, operation, mode)
+            print(f"{operation.label} {mode.value}: {time.perf_counter() - started:.1f} s")
+    print("fuzz statuses per operation:", seen)
+    labels = {label.rsplit(" ", 1)[0] for label in seen}
+    assert {"POST /v1/rerank", "POST /api/rerank", "POST /v1/analyze", "GET /health", "GET /metrics"} <= labels
+    # the generator reached the scoring path, not only validation errors
+    for label in ("POST /v1/rerank positive", "POST /api/rerank positive", "POST /v1/analyze positive"):
+        assert seen[label].get(200, 0) >= 1, seen[label]
