@@ -127,3 +127,24 @@ def test_post_processing_options_reach_rerank(reranker):
 
 def test_empty_document_list(reranker):
     assert reranker.rerank("q", []) == []
+
+
+def test_rerank_many_gives_each_call_exactly_its_own_results(reranker, photos):
+    calls = [
+        {"query": "a cat", "documents": ["a black cat", photos[0], "coffee"]},
+        {"query": "a cat", "documents": [photos[1], "dog"], "top_k": 1},  # same query: merged with the first
+        {"query": photos[2], "documents": ["one", {"text": "two", "image": photos[3]}]},
+        {"query": "", "documents": ["doc"]},  # a bad call fails alone
+        {"query": "rockets", "documents": [b"garbage", "astronaut"], "scale": 10},
+    ]
+    before = reranker.backend.stats["coalesced_requests"]
+    together = reranker.rerank_many(calls, batch_size=4)
+    assert reranker.backend.stats["coalesced_requests"] > before
+    assert isinstance(together[3], InputError)
+    for call, got in zip(calls, together):
+        if isinstance(got, Exception):
+            continue
+        kwargs = {k: v for k, v in call.items() if k not in ("query", "documents")}
+        alone = reranker.rerank(call["query"], call["documents"], batch_size=4, **kwargs)
+        assert [(r.index, r.error) for r in got] == [(r.index, r.error) for r in alone]
+        assert [r.score for r in got] == pytest.approx([r.score for r in alone], abs=1e-5)

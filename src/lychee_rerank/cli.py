@@ -275,6 +275,7 @@ def serve(
     max_text_chars: Optional[int] = typer.Option(None, "--max-text-chars", help="Characters of one text [100000]."),
     request_timeout_s: Optional[float] = typer.Option(None, "--request-timeout", help="Seconds per request, then 504 [120]."),
     max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Requests admitted to the model, then 503 [64]."),
+    max_wait_ms: Optional[float] = typer.Option(None, "--max-wait-ms", help="Micro-batching: wait for concurrent requests [5]."),
     url_timeout_s: Optional[float] = typer.Option(None, "--url-timeout", help="Seconds to fetch one image URL [10]."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
@@ -290,7 +291,7 @@ def serve(
         "attn_implementation": attn, "model_max_pixels": model_max_pixels, "batch_size": batch_size,
         "max_documents": max_documents, "max_request_bytes": max_request_bytes, "max_image_bytes": max_image_bytes,
         "max_image_pixels": max_image_pixels, "max_text_chars": max_text_chars,
-        "request_timeout_s": request_timeout_s, "max_queue": max_queue, "url_timeout_s": url_timeout_s,
+        "request_timeout_s": request_timeout_s, "max_queue": max_queue, "max_wait_ms": max_wait_ms, "url_timeout_s": url_timeout_s,
     }
     try:
         settings = ServerSettings(**{k: v for k, v in given.items() if v is not None})

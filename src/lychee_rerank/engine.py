@@ -12,7 +12,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -184,6 +185,47 @@ class LycheeReranker:
         ``raise_on_error=True``. An unusable query raises :class:`InputError`: nothing could
         be scored against it.
         """
+        request = self._begin(
+            query, documents, instruction, template=template, top_k=top_k, score_threshold=score_threshold,
+            normalize=normalize, scale=scale, tie_epsilon=tie_epsilon, raise_on_error=raise_on_error,
+        )
+        self._score([request], batch_size, progress)
+        return self._finish(request)
+
+    def rerank_many(
+        self, calls: Sequence[Mapping[str, Any]], batch_size: int = 8, progress: ProgressCallback | None = None
+    ) -> list[list[RerankResult] | Exception]:
+        """Several ``rerank`` calls scored together, sharing forward passes (server micro-batching).
+
+        Each mapping holds ``rerank``'s keyword arguments (``query``, ``documents``, ...). Each
+        call gets exactly its own results, the same as if it had run alone; a call that fails
+        (an empty query, say) gets its exception in its slot, the others are unaffected.
+        """
+        requests: list[_Request | Exception] = []
+        for call in calls:
+            try:
+                requests.append(self._begin(**call))
+            except Exception as exc:  # noqa: BLE001 - reported in that call's slot
+                requests.append(exc)
+        self._score([r for r in requests if isinstance(r, _Request)], batch_size, progress)
+        out: list[list[RerankResult] | Exception] = []
+        for r in requests:
+            if isinstance(r, Exception):
+                out.append(r)
+                continue
+            try:
+                out.append(self._finish(r))
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+        return out
+
+    def _begin(
+        self, query: InputLike, documents: Sequence[InputLike], instruction: str | None = None, *,
+        template: str | None = None, top_k: int | None = None, score_threshold: float | None = None,
+        normalize: bool = False, scale: float | None = None, tie_epsilon: float | None = None,
+        raise_on_error: bool = False,
+    ) -> "_Request":
+        """Validate and decode one call; nothing is scored yet."""
         options = PostProcessOptions(
             top_k=top_k,
             score_threshold=score_threshold,
@@ -191,39 +233,42 @@ class LycheeReranker:
             normalize=normalize,
             scale=self.scale if scale is None else scale,
         )
-        instruction = resolve_instruction(instruction, template, self.templates_file)
-        q = self.to_query(query)
-        docs = list(documents)
-        scores: list[PairScore] = [PairScore() for _ in docs]
-        contents: list[Content | None] = []
-        for i, decoded in enumerate(self._decode_all(docs)):
+        request = _Request(
+            query=self.to_query(query), documents=list(documents),
+            instruction=resolve_instruction(instruction, template, self.templates_file),
+            options=options, raise_on_error=raise_on_error,
+        )
+        request.scores = [PairScore() for _ in request.documents]
+        for i, decoded in enumerate(self._decode_all(request.documents)):
             if isinstance(decoded, InputError):
                 if raise_on_error:
                     raise decoded
-                scores[i] = PairScore(error=str(decoded))
-                contents.append(None)
+                request.scores[i] = PairScore(error=str(decoded))
+                request.contents.append(None)
             else:
-                contents.append(decoded)
+                request.contents.append(decoded)
+        return request
 
-        valid = [i for i, c in enumerate(contents) if c is not None]
-        if valid:
-            scored = self.backend.score_pairs(
-                q,
-                [contents[i] for i in valid],  # type: ignore[misc]
-                instruction=instruction,
-                batch_size=batch_size,
-                progress=progress,
-            )
-            for i, s in zip(valid, scored):
-                scores[i] = s
-        if raise_on_error:
-            for i, s in enumerate(scores):
+    def _score(self, requests: "list[_Request]", batch_size: int, progress: ProgressCallback | None) -> None:
+        """The one place scores are asked for: :meth:`Backend.score_groups`."""
+        if not requests:
+            return
+        groups = [(r.query, [r.contents[i] for i in r.valid], r.instruction) for r in requests]
+        scored = self.backend.score_groups(groups, batch_size=batch_size, progress=progress)
+        for request, scores in zip(requests, scored):
+            for i, s in zip(request.valid, scores):
+                request.scores[i] = s
+
+    def _finish(self, request: "_Request") -> list[RerankResult]:
+        if request.raise_on_error:
+            for i, s in enumerate(request.scores):
                 if s.error is not None:
                     raise ScoringError(f"document {i}: {s.error}")
+        contents, docs = request.contents, request.documents
         return rank(
-            scores,
+            request.scores,
             docs,
-            options,
+            request.options,
             sources=[c.describe() if c is not None else _describe_raw(d) for c, d in zip(contents, docs)],
             modalities=[c.modality if c is not None else None for c in contents],
         )
@@ -252,6 +297,23 @@ class LycheeReranker:
 
     def to_query(self, query: InputLike) -> Content:
         return to_query(query, limits=self.image_limits)
+
+
+@dataclass
+class _Request:
+    """One rerank call between decoding and ranking."""
+
+    query: Content
+    documents: list[Any]
+    instruction: str
+    options: PostProcessOptions
+    raise_on_error: bool = False
+    contents: list[Content | None] = field(default_factory=list)
+    scores: list[PairScore] = field(default_factory=list)
+
+    @property
+    def valid(self) -> list[int]:
+        return [i for i, c in enumerate(self.contents) if c is not None]
 
 
 def _describe_raw(obj: Any) -> str:

@@ -165,7 +165,9 @@ def attach_adapter(model: Any, adapter: str | Path, merge: bool = False) -> Any:
         raise ImportError("loading an adapter needs the 'peft' package: pip install peft") from exc
     if not Path(adapter).exists() and os.environ.get("HF_HUB_OFFLINE"):
         raise OSError(f"adapter {adapter!r} not found locally and HF_HUB_OFFLINE is set")
-    peft_model = PeftModel.from_pretrained(model, str(adapter))
+    with warnings.catch_warnings():  # peft probes a property transformers 5 deprecates
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = PeftModel.from_pretrained(model, str(adapter))
     return peft_model.merge_and_unload() if merge else peft_model
 
 

@@ -57,6 +57,7 @@ from .results import RerankResult
 from .server_metrics import ServerMetrics
 from .settings import ServerSettings
 from .sources import LimitExceeded, UrlFetcher
+from .coalesce import Coalescer
 from .worker import Cancelled, ModelWorker, Overloaded, RequestTimeout
 
 logger = logging.getLogger("lychee_rerank.server")
@@ -172,6 +173,7 @@ def create_app(
     metrics = ServerMetrics()
     holder = ModelHolder(reranker, loader or default_loader, settings, metrics)
     worker = ModelWorker(settings.max_queue, metrics)
+    coalescer = Coalescer(settings.max_wait_ms, settings.max_batch_documents, settings.batch_size)
     fetcher = (
         UrlFetcher(max_bytes=settings.max_image_bytes, timeout_s=settings.url_timeout_s, max_redirects=settings.url_max_redirects)
         if settings.allow_urls
@@ -280,15 +282,35 @@ def create_app(
         metrics.documents.labels(route).inc(len(prepared.contents))
         metrics.documents_per_request.observe(len(prepared.contents))
 
-        def job(cancel: threading.Event) -> list[RerankResult]:
-            if not valid:
-                return []
-            return rr.rerank(
-                prepared.query, [prepared.contents[i] for i in valid], instruction=instruction, top_k=top_n,
-                score_threshold=score_threshold, batch_size=settings.batch_size, progress=batch_observer(cancel),
-            )
+        if not valid:
+            return merge_results([], valid, prepared.failures)
+        # Micro-batching: concurrent requests arriving within max_wait_ms share forward passes.
+        slot = coalescer.add(
+            {"query": prepared.query, "documents": [prepared.contents[i] for i in valid], "instruction": instruction,
+             "top_k": top_n, "score_threshold": score_threshold},
+            threading.Event(),
+        )
 
-        results = merge_results(await on_model(route, t0, job), valid, prepared.failures)
+        def job(cancel: threading.Event) -> list[RerankResult]:
+            stats = getattr(rr.backend, "stats", {})
+            oom_before = stats.get("oom_backoffs", 0)
+            # A merged pass serves several requests: one request's timeout does not stop it (that
+            # request still gets its 504 on time); it stops once all of them have given up.
+            if cancel.is_set():
+                slot.cancel.set()
+            results, shared = coalescer.run(rr, slot, progress=batch_observer(threading.Event()), cancelled=Cancelled)
+            if shared:
+                metrics.coalesced.observe(shared)
+            metrics.oom_backoffs.inc(stats.get("oom_backoffs", 0) - oom_before)
+            return results
+
+        try:
+            scored = await on_model(route, t0, job)
+        finally:
+            if not slot.done.is_set():  # timed out or failed: nobody waits for this slot any more
+                slot.cancel.set()
+                coalescer.discard(slot)
+        results = merge_results(scored, valid, prepared.failures)
         failed = sum(1 for r in results if r.error is not None)
         if failed:
             metrics.errors.labels("document").inc(failed)

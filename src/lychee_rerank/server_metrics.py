@@ -37,6 +37,12 @@ class ServerMetrics:
         self.batch_size = Histogram(
             "lychee_batch_size", "Pairs per forward pass.", buckets=COUNT_BUCKETS, registry=r
         )
+        self.coalesced = Histogram(
+            "lychee_coalesced_requests", "Requests that shared one micro-batch.", buckets=COUNT_BUCKETS, registry=r
+        )
+        self.oom_backoffs = Counter(
+            "lychee_oom_backoffs", "CUDA out-of-memory events answered by halving the batch.", registry=r
+        )
         self.queue_depth = Gauge("lychee_queue_depth", "Requests admitted to the model (running + waiting).", registry=r)
         self.model_loaded = Gauge("lychee_model_loaded", "1 once the model is loaded.", registry=r)
 

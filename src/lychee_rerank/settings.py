@@ -32,6 +32,10 @@ class ServerSettings(BaseSettings):
     attn_implementation: str = "auto"
     model_max_pixels: Optional[int] = Field(None, gt=0, description="Visual-token pixel budget per image (model side).")
     batch_size: int = Field(8, ge=1, description="Pairs per forward pass.")
+    max_wait_ms: float = Field(
+        5.0, ge=0, description="How long a request waits for concurrent ones to share its forward passes (micro-batching)."
+    )
+    max_batch_documents: int = Field(256, ge=1, description="Documents coalesced into one micro-batch at most.")
 
     # ---------------------------------------------------------------- security
     api_key: Optional[SecretStr] = Field(

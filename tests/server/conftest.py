@@ -20,10 +20,6 @@ import pytest
 import uvicorn
 from PIL import Image
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 LOOPBACK = "127.0.0.1"
 
 
@@ -83,11 +79,9 @@ def _no_lychee_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny random Qwen2.5-VL checkpoint, built once for the server tests."""
-    from lychee_rerank.testing.tiny_model import build
-
-    return build(tmp_path_factory.mktemp("server-tiny-lychee"))
+def server_model_dir(tiny_model_dir: Path) -> Path:
+    """The session's tiny checkpoint (tests/conftest.py), also served by the test servers."""
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,20 @@ class Backend(ABC):
         makes the call fail.
         """
 
+    def score_groups(
+        self,
+        groups: Sequence[tuple[Content, Sequence[Content], str]],
+        *,
+        batch_size: int = 8,
+        progress: ProgressCallback | None = None,
+    ) -> list[list[PairScore]]:
+        """Score several (query, documents, instruction) groups; backends that can share
+        forward passes across groups override this (server micro-batching)."""
+        return [
+            self.score_pairs(q, docs, instruction=ins, batch_size=batch_size, progress=progress) if docs else []
+            for q, docs, ins in groups
+        ]
+
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """Backend, model, device, dtype, attention implementation: for logs, /health, UI."""

@@ -49,6 +49,18 @@ DEFAULT_MAX_BATCH_TOKENS = 16384
 MIN_PREFIX_TOKENS = 16
 
 
+def unwrap_adapter(model: Any) -> Any:
+    """The transformers model under a peft ``PeftModel`` (its LoRA layers stay injected and active).
+
+    An unmerged adapter arrives wrapped; the fast path needs the Qwen model's own helpers
+    (``model.model.get_rope_index``), which the wrapper hides.
+    """
+    get_base = getattr(model, "get_base_model", None)
+    if callable(get_base) and type(model).__module__.startswith("peft"):
+        return get_base()
+    return model
+
+
 def single_token_id(tokenizer: Any, word: str) -> int:
     ids = tokenizer.encode(word, add_special_tokens=False)
     if len(ids) != 1:
@@ -111,7 +123,7 @@ class LycheeBackend(Backend):
         if scoring not in ("yesno", "generate"):
             raise ValueError(f"unknown scoring mode {scoring!r}: use 'yesno' or 'generate'")
         self.loaded = loaded
-        self.model = loaded.model
+        self.model = unwrap_adapter(loaded.model)
         self.processor = loaded.processor
         self.tokenizer = loaded.processor.tokenizer
         self.scoring: ScoringMode = scoring
@@ -180,14 +192,18 @@ class LycheeBackend(Backend):
         ids = self.tokenizer(expanded, add_special_tokens=False)["input_ids"]
         return _Pair(index, text, prompt.images, keys, grids, ids, query_truncated or doc_truncated)
 
+    def fit_query(self, query: Content) -> tuple[Content, bool]:
+        """The query cut to ``max_query_tokens``, as every scoring (and fine-tuning) call sees it."""
+        q_text, q_truncated = self.truncate(query.text, self.max_query_tokens)
+        return Content(text=q_text, image=query.image, source=query.source, image_hash=query.image_hash), q_truncated
+
     def render_prompt(self, query: Content, document: Content, instruction: str) -> str:
         """The chat-templated text the model reads for one pair (images as their placeholder tokens).
 
         Texts are cut to the token limits exactly as :meth:`score_pairs` cuts them, so what
         ``/v1/analyze`` shows is what was scored.
         """
-        q_text, q_truncated = self.truncate(query.text, self.max_query_tokens)
-        query = Content(text=q_text, image=query.image, source=query.source, image_hash=query.image_hash)
+        query, q_truncated = self.fit_query(query)
         return self.prepare(0, query, document, instruction, q_truncated).text
 
     def batches(self, pairs: list[_Pair], batch_size: int, offset: int = 0) -> list[list[_Pair]]:
@@ -221,10 +237,9 @@ class LycheeBackend(Backend):
     ) -> list[PairScore]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        q_text, q_truncated = self.truncate(query.text, self.max_query_tokens)
+        query, q_truncated = self.fit_query(query)
         if q_truncated:
             logger.warning("query text truncated to %d tokens (max_query_tokens)", self.max_query_tokens)
-        query = Content(text=q_text, image=query.image, source=query.source, image_hash=query.image_hash)
 
         pairs = [self.prepare(i, query, d, instruction, q_truncated) for i, d in enumerate(documents)]
         call = _Call()
@@ -242,6 +257,59 @@ class LycheeBackend(Backend):
             if progress is not None:
                 progress(done, len(pairs))
         return [p.result or PairScore(error="not scored") for p in pairs]
+
+    def score_groups(
+        self,
+        groups: Sequence[tuple[Content, Sequence[Content], str]],
+        *,
+        batch_size: int = 8,
+        progress: ProgressCallback | None = None,
+    ) -> list[list[PairScore]]:
+        """Several requests in shared forward passes.
+
+        Requests with the same query and instruction become one call (and share its prefix);
+        different ones are packed together into full-forward batches. Scores are the same as
+        scoring each request alone (the pair, not its batch-mates, decides its score).
+        """
+        merged: dict[tuple, list[int]] = {}
+        for g, (query, _docs, instruction) in enumerate(groups):
+            key = (query.text, query.image_hash if query.image is not None else None, instruction)
+            merged.setdefault(key, []).append(g)
+        if len(merged) == 1 or not self._fast:
+            return self._score_merged(groups, list(merged.values()), batch_size, progress)
+        call = _Call()
+        pairs_by_group: list[list[_Pair]] = []
+        for query, docs, instruction in groups:
+            query, truncated = self.fit_query(query)
+            pairs_by_group.append([self.prepare(i, query, d, instruction, truncated) for i, d in enumerate(docs)])
+        everything = [p for pairs in pairs_by_group for p in pairs]
+        self._start_preprocessing(everything, call)
+        done = 0
+        for batch in self.batches(everything, batch_size):
+            for pair, result in zip(batch, self._score_robust(batch, call)):
+                result.truncated = pair.truncated
+                pair.result = result
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(everything))
+        self.stats["coalesced_requests"] += len(groups)
+        return [[p.result or PairScore(error="not scored") for p in pairs] for pairs in pairs_by_group]
+
+    def _score_merged(self, groups, merged: list[list[int]], batch_size: int, progress) -> list[list[PairScore]]:
+        """Groups that share query and instruction: one ``score_pairs`` call each, split back."""
+        out: list[list[PairScore]] = [[] for _ in groups]
+        for members in merged:
+            query, _, instruction = groups[members[0]]
+            docs = [d for g in members for d in groups[g][1]]
+            scores = self.score_pairs(query, docs, instruction=instruction, batch_size=batch_size, progress=progress) if docs else []
+            offset = 0
+            for g in members:
+                n = len(groups[g][1])
+                out[g] = scores[offset : offset + n]
+                offset += n
+        if len(groups) > 1:
+            self.stats["coalesced_requests"] += len(groups)
+        return out
 
     def _score_robust(self, batch: list[_Pair], call: _Call) -> list[PairScore]:
         """Score a batch; on CUDA OOM halve it, on any other failure isolate the bad pair."""
@@ -307,16 +375,30 @@ class LycheeBackend(Backend):
         if missing:
             # Futures stay queued until success, so a per-pair retry after a failure can reuse them.
             pixel_values, grids = zip(*(call.pending[k].result() for k in missing))
-            grid = torch.cat(grids).to(self.loaded.device)
-            out = self.model.model.get_image_features(
-                torch.cat(pixel_values).to(self.loaded.device, self.loaded.dtype), grid
-            )
-            for key, feats in zip(missing, out.pooler_output):
+            for key, feats in zip(missing, self._vision(pixel_values, grids)):
                 call.pending.pop(key, None)
                 call.features[key] = feats
                 self.vision_cache.put(key, feats)
             self.stats["vision_cache_misses"] += len(missing)
         return [call.features[k] for k in wanted]
+
+    def _vision(self, pixel_values: Sequence[torch.Tensor], grids: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """One vision-tower call over several preprocessed images; one feature tensor per image."""
+        grid = torch.cat(list(grids)).to(self.loaded.device)
+        pixels = torch.cat(list(pixel_values)).to(self.loaded.device, self.loaded.dtype)
+        out = self.model.model.get_image_features(pixels, grid)
+        return list(out.pooler_output)
+
+    def image_features(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
+        """Vision-tower outputs for ``images``, uncached, with autograd when it is on.
+
+        Fine-tuning calls it: with the vision tower trained, features must carry gradients
+        and must not come from (or go into) the inference cache.
+        """
+        if not images:
+            return []
+        pixel_values, grids = zip(*(self._preprocess(image) for image in images))
+        return self._vision(pixel_values, grids)
 
     def _encoder_outputs(self, features: list[torch.Tensor]) -> dict[str, Any] | None:
         if not features:
@@ -334,6 +416,16 @@ class LycheeBackend(Backend):
 
     # ------------------------------------------------------------------ language model
     def _logits_full(self, batch: list[_Pair], call: _Call) -> torch.Tensor:
+        return self.batch_logits(batch, self._features(batch, call))
+
+    def batch_logits(self, batch: list[_Pair], features: list[torch.Tensor]) -> torch.Tensor:
+        """Last-position logits (``[len(batch), vocab]``, float32) of a left-padded batch.
+
+        ``features`` are the vision outputs of the batch's images, in order. No lock and no
+        ``inference_mode`` here: scoring calls it under both, fine-tuning calls it with
+        autograd on, so a model is trained on exactly the token ids, padding and 3D rope
+        positions it is scored with.
+        """
         device = self.loaded.device
         width = max(p.length for p in batch)
         input_ids = torch.full((len(batch), width), self.tokenizer.pad_token_id, dtype=torch.long)
@@ -347,7 +439,7 @@ class LycheeBackend(Backend):
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions,
-            mm_encoder_outputs=self._encoder_outputs(self._features(batch, call)),
+            mm_encoder_outputs=self._encoder_outputs(features),
             use_cache=False,
             logits_to_keep=1,
         )

@@ -1,0 +1,111 @@
+"""Request micro-batching: concurrent rerank requests share forward passes.
+
+Every request registers its call here, then queues a job on the single model thread. The first
+job to run waits up to ``max_wait_ms`` (from its own arrival) for company, takes every request
+registered meanwhile (up to ``max_docs`` documents), and scores them together with
+:meth:`LycheeReranker.rerank_many`; the jobs of the requests it took find their results ready.
+Each response holds exactly its own documents' scores, the same as if it had run alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .engine import LycheeReranker
+from .results import RerankResult
+
+
+@dataclass
+class Slot:
+    """One request's call, and later its results (or the exception it raised)."""
+
+    call: dict[str, Any]
+    cancel: threading.Event
+    arrived: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: list[RerankResult] | None = None
+    error: BaseException | None = None
+
+    @property
+    def size(self) -> int:
+        return max(1, len(self.call.get("documents", ())))
+
+    def settle(self, value: list[RerankResult] | BaseException) -> None:
+        if isinstance(value, BaseException):
+            self.error = value
+        else:
+            self.result = value
+        self.done.set()
+
+    def get(self) -> list[RerankResult]:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class Coalescer:
+    def __init__(self, max_wait_ms: float = 5.0, max_docs: int = 256, batch_size: int = 8) -> None:
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_docs = max_docs
+        self.batch_size = batch_size
+        self._pending: list[Slot] = []
+        self._lock = threading.Lock()
+
+    def add(self, call: dict[str, Any], cancel: threading.Event) -> Slot:
+        slot = Slot(call, cancel)
+        with self._lock:
+            self._pending.append(slot)
+        return slot
+
+    def discard(self, slot: Slot) -> None:
+        with self._lock:
+            if slot in self._pending:
+                self._pending.remove(slot)
+
+    def run(
+        self,
+        rr: LycheeReranker,
+        slot: Slot,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], BaseException] = lambda: RuntimeError("cancelled"),
+    ) -> tuple[list[RerankResult], int]:
+        """On the model thread: this slot's results, and how many requests shared the pass.
+
+        The pass stops at its next batch once every request it serves has given up.
+        """
+        if slot.done.is_set():
+            return slot.get(), 0
+        wait = self.max_wait_s - (time.monotonic() - slot.arrived)
+        if wait > 0:
+            time.sleep(wait)
+        with self._lock:
+            taken, docs = [slot], slot.size
+            for other in self._pending:
+                if other is slot or other.cancel.is_set():
+                    continue
+                if docs + other.size > self.max_docs:
+                    break
+                taken.append(other)
+                docs += other.size
+            for s in taken:
+                if s in self._pending:
+                    self._pending.remove(s)
+        def on_batch(done: int, total: int) -> None:
+            if progress is not None:
+                progress(done, total)
+            if all(s.cancel.is_set() for s in taken):
+                raise cancelled()
+
+        try:
+            outcomes = rr.rerank_many([s.call for s in taken], batch_size=self.batch_size, progress=on_batch)
+        except BaseException as exc:  # settle everyone, or their requests would wait forever
+            for s in taken:
+                s.settle(exc)
+            raise
+        for s, outcome in zip(taken, outcomes):
+            s.settle(outcome)
+        return slot.get(), len(taken)
