@@ -165,6 +165,27 @@ def test_cli_rerank_with_adapter_matches_the_library(trained, tiny_model_dir):
     assert {r["index"]: r["score"] for r in records} == pytest.approx(dict(enumerate(library)), abs=1e-6)
 
 
+def test_server_with_adapter_matches_the_library(trained, tiny_model_dir):
+    """The adapter loaded by the HTTP service (settings.adapter, i.e. `lychee serve --adapter`)."""
+    from lychee_rerank.server import create_app
+    from lychee_rerank.settings import ServerSettings
+
+    from .server.conftest import LiveServer
+
+    _, in_memory, out = trained
+    docs = ["the cat on a cat sill", "a lazy red cup", "black cup over the sill"]
+    settings = ServerSettings(backend="lychee", model=str(tiny_model_dir), adapter=str(out), device="cpu", dtype="float32")
+    live = LiveServer(create_app(settings)).start()
+    try:
+        live.wait_healthy()
+        with live.client() as c:
+            body = c.post("/v1/rerank", json={"query": "cat", "documents": docs}).json()
+    finally:
+        live.stop()
+    got = {item["index"]: item["relevance_score"] for item in body["results"]}
+    assert got == pytest.approx(dict(enumerate(_scores(in_memory, "cat", docs))), abs=1e-5)
+
+
 def test_cli_finetune_writes_an_adapter(tiny_model_dir, task, tmp_path):
     out = tmp_path / "cli-adapter"
     result = CliRunner().invoke(

@@ -254,6 +254,7 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default: 8080]."),
     backend: Optional[str] = typer.Option(None, "--backend", help="auto, lychee or lite [default: auto]."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local directory (or LYCHEE_MODEL)."),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory from `lychee finetune`."),
     api_key: Optional[str] = typer.Option(
         None, "--api-key", help="Require 'Authorization: Bearer KEY' on every route but /health (or LYCHEE_API_KEY)."
     ),
@@ -288,7 +289,7 @@ def serve(
     given = {
         "host": host, "port": port, "backend": backend, "model": model, "api_key": api_key,
         "allow_local_dir": allow_local_dir, "allow_urls": allow_urls, "device": device, "dtype": dtype,
-        "attn_implementation": attn, "model_max_pixels": model_max_pixels, "batch_size": batch_size,
+        "attn_implementation": attn, "model_max_pixels": model_max_pixels, "adapter": adapter, "batch_size": batch_size,
         "max_documents": max_documents, "max_request_bytes": max_request_bytes, "max_image_bytes": max_image_bytes,
         "max_image_pixels": max_image_pixels, "max_text_chars": max_text_chars,
         "request_timeout_s": request_timeout_s, "max_queue": max_queue, "max_wait_ms": max_wait_ms, "url_timeout_s": url_timeout_s,

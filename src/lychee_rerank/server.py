@@ -109,6 +109,8 @@ def default_loader(settings: ServerSettings) -> LycheeReranker:
         kwargs: dict[str, Any] = {}
         if settings.model_max_pixels is not None:
             kwargs["max_pixels"] = settings.model_max_pixels
+        if settings.adapter:
+            kwargs["adapter"] = settings.adapter
         return LycheeReranker.load(
             "lychee", choice.model, device=settings.device, dtype=settings.dtype,
             attn_implementation=settings.attn_implementation, image_limits=limits, **kwargs,

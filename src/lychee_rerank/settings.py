@@ -31,6 +31,7 @@ class ServerSettings(BaseSettings):
     dtype: str = "auto"
     attn_implementation: str = "auto"
     model_max_pixels: Optional[int] = Field(None, gt=0, description="Visual-token pixel budget per image (model side).")
+    adapter: Optional[str] = Field(None, description="LoRA adapter directory from `lychee finetune` (backend lychee).")
     batch_size: int = Field(8, ge=1, description="Pairs per forward pass.")
     max_wait_ms: float = Field(
         5.0, ge=0, description="How long a request waits for concurrent ones to share its forward passes (micro-batching)."
