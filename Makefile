@@ -2,32 +2,34 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LYCHEE := $(VENV)/bin/lychee
-TINY := .cache/tiny-model
-DEMO := .cache/demo-images
+GALLERY := examples/gallery
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo eval test bench clean
 
 setup:
 	@bash scripts/setup.sh
 
-$(TINY)/config.json: | setup
-	$(PY) -m lychee_rerank.testing.tiny_model $(TINY)
-
-$(DEMO)/.done: | setup
-	$(PY) scripts/demo_images.py $(DEMO)
+$(GALLERY)/.done: | setup
+	$(PY) -m lychee_rerank.examples $(GALLERY)
 	@touch $@
 
-# Main job. Until the offline lite backend lands it runs on the tiny random checkpoint:
-# the ranking is meaningless, but every stage of the real pipeline runs.
-demo: setup $(TINY)/config.json $(DEMO)/.done
-	@echo "NOTE: tiny random test checkpoint; pass --model vec-ai/lychee-rerank-mm for real rankings" >&2
-	$(LYCHEE) rerank --model $(TINY) "a red square on a white background" $(DEMO)
+# Main job: rank the example gallery (real photos + text-bearing images) for a query. With no
+# model configured this runs the offline lite backend (models shipped inside pip packages).
+QUERY ?= a cup of coffee
+demo: setup $(GALLERY)/.done
+	$(LYCHEE) rerank "$(QUERY)" $(GALLERY) --top-k 5
 
-test: setup
+eval: setup $(GALLERY)/.done
+	$(PY) -m lychee_rerank.eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite
+
+test:
+	@bash scripts/setup.sh --browser
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) benchmarks/batching.py
+	$(PY) benchmarks/throughput.py --quick
+	$(PY) benchmarks/lite_gallery.py
 
 clean:
 	rm -rf .cache .pytest_cache

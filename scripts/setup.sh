@@ -4,6 +4,16 @@
 # build machines they install from local disk, elsewhere pip fetches them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --browser: also Debian's Chromium and a CJK font, for the web UI's browser test.
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "lychee-rerank: installing chromium for the UI browser test..." >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null
+  else
+    echo "lychee-rerank: chromium not found; the UI browser test will fail (apt-get install chromium)" >&2
+  fi
+fi
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 stamp="$VENV/.lychee-setup"

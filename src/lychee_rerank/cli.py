@@ -26,7 +26,7 @@ from .prompt import load_templates
 from .results import RerankResult, to_csv, to_json, to_jsonl
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal reranking with lychee-rerank-mm.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # soft_wrap: a notice stays one line
 PROGRESS_MIN_DOCS = 6
 
 
@@ -78,17 +78,32 @@ def render(results: list[RerankResult], fmt: OutputFormat, scale: float) -> str:
     if fmt is OutputFormat.csv:
         return to_csv(results).rstrip("\n")
     table = Table(show_edge=False)
-    for col in ("rank", "score", "document", "yes/no logits", "note"):
+    for col in ("rank", "score", "document", "yes/no logits · evidence", "note"):
         table.add_column(col, justify="right" if col in ("rank", "score") else "left")
     digits = 2 if scale == 10 else 4
     for r in results:
         score = f"{'≈' if r.tie else ''}{r.score:.{digits}f}"
-        logits = f"{r.yes_logit:.2f} / {r.no_logit:.2f}" if r.yes_logit is not None else (r.raw_output or "")
+        logits = f"{r.yes_logit:.2f} / {r.no_logit:.2f}" if r.yes_logit is not None else (r.raw_output or evidence_summary(r.evidence))
         note = r.error or ("truncated" if r.truncated else "")
         table.add_row(str(r.rank), score, r.source or "", logits, note)
     buf = io.StringIO()
     Console(file=buf, width=120, force_terminal=False).print(table)
     return buf.getvalue().rstrip("\n")
+
+
+def evidence_summary(evidence: dict[str, Any]) -> str:
+    """One short line of why (lite backend): the matched tag, the OCR that matched, colours."""
+    parts = []
+    if evidence.get("ocr_match"):
+        parts.append(f"ocr “{evidence['ocr_match']}”")
+    tags = evidence.get("matched_tags") or []
+    if tags:
+        parts.append(f"tag {tags[0]['label']} ({tags[0].get('prob', 0):.2f})")
+    if evidence.get("query_colours") and evidence.get("colours"):
+        parts.append("colours " + ", ".join(c["name"] for c in evidence["colours"][:2]))
+    if evidence.get("caption"):
+        parts.append("caption")
+    return "; ".join(parts)
 
 
 @app.command()

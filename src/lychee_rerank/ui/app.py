@@ -72,7 +72,7 @@ def gallery_tab(rr: LycheeReranker, lang: str, opts: dict) -> None:
     good = [u for u in uploads if u.content is not None]
     for u in uploads:
         if u.error:
-            st.error(t("bad_file", lang, name=u.name, error=u.error), icon="🚫")
+            st.error(t("bad_file", lang, name=u.name, error=u.error), icon=":material/error:")
     if good:
         st.caption(t("uploaded", lang, n=len(good)))
         cols = st.columns(8)
