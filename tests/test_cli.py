@@ -132,3 +132,34 @@ def test_analyze_explains_one_pair(tiny_model_dir, image_files, reranker):
 def test_unknown_backend_is_refused(tiny_model_dir):
     result = _invoke("rerank", "--backend", "magic", "cat", "--text", "a")
     assert result.exit_code == 2 and "unknown backend" in result.output
+
+
+def test_eval_prints_metrics_side_by_side_and_writes_the_pr_curve(tiny_model_dir, tmp_path, photos):
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for i, photo in enumerate(photos[:4]):
+        photo.save(gallery / f"p{i}.png")
+    labelled = tmp_path / "set.jsonl"
+    labelled.write_text(
+        "\n".join(
+            json.dumps(row)
+            for row in [
+                {"id": "a", "lang": "en", "query": "first", "relevant": {"p0.png": 2, "p1.png": 1}},
+                {"id": "b", "lang": "zh", "query": "第二", "relevant": {"p2.png": 1}},
+                {"id": "c", "lang": "en", "query": "third", "relevant": {"p3.png": 2}},
+            ]
+        )
+    )
+    png = tmp_path / "pr.png"
+    result = _invoke("eval", str(labelled), "--images", str(gallery), "--system", str(tiny_model_dir),
+                     "--system", str(tiny_model_dir), "--k", "3", "--pr-curve", str(png), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rows = data["metrics"]
+    assert [(r["set"], r["queries"]) for r in rows[:3]] == [("all", 3), ("en", 2), ("zh", 1)]
+    assert len(rows) == 6 and rows[0]["nDCG@3"] == pytest.approx(rows[3]["nDCG@3"])  # same system twice
+    assert all(0 <= r["MRR"] <= 1 and 0 <= r["Recall@3"] <= 1 for r in rows)
+    for i in (1, 2):
+        assert (tmp_path / f"pr-{i}.png").read_bytes()[:4] == b"\x89PNG"
+    names = [r["name"] for r in next(iter(data["thresholds"].values()))]
+    assert names == ["strict", "balanced", "explore"]

@@ -256,6 +256,74 @@ def analyze(
         typer.echo("prompt:\n" + prompt)
 
 
+@app.command("eval")
+def eval_command(
+    file: Path = typer.Argument(..., help="Labelled queries (JSONL; see lychee_rerank.eval)."),
+    images: Path = typer.Option(..., "--images", help="Gallery directory the labels refer to."),
+    system: list[str] = typer.Option(
+        None, "--system", "-s",
+        help="What to evaluate, repeatable for a side-by-side table: lite, auto, MODEL or MODEL:ADAPTER.",
+    ),
+    k: int = typer.Option(5, "--k", min=1, help="Cut-off for nDCG@k and Recall@k."),
+    pr_curve: Path = typer.Option(Path("eval-pr.png"), "--pr-curve", help="PNG of the precision-recall curve."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """nDCG@k, MRR, MAP, Recall@k per query set and overall; PR curve and score thresholds."""
+    from . import eval as ev
+    from .thresholds import write_pr_curve
+
+    systems = system or ["auto"]
+    queries = {row["id"]: row for row in ev.load_queries(file)}
+    rows: list[dict[str, Any]] = []
+    thresholds: dict[str, list[Any]] = {}
+    for i, spec in enumerate(systems):
+        if spec in ("lite", "auto"):
+            rr = _load_reranker(spec, None)
+        else:
+            model, _, adapter = spec.partition(":")
+            rr = _load_reranker("lychee", model, adapter=adapter or None)
+        report = ev.evaluate(rr, file, images)
+        by_set: dict[str, list[Any]] = {}
+        scores, labels = [], []
+        for q in report.queries:
+            grades = {d: float(g) for d, g in queries[q.id]["relevant"].items()}
+            by_set.setdefault(q.lang, []).append((q, grades))
+            scores.extend(q.scores)
+            labels.extend(grades.get(d, 0.0) for d in q.ranking)
+        for name, members in [("all", [m for ms in by_set.values() for m in ms]), *sorted(by_set.items())]:
+            n = len(members)
+            rows.append({
+                "system": spec, "set": name, "queries": n,
+                f"nDCG@{k}": sum(ev.ndcg_at_k(q.ranking, g, k) for q, g in members) / n,
+                "MRR": sum(ev.reciprocal_rank(q.ranking, g) for q, g in members) / n,
+                "MAP": sum(ev.average_precision(q.ranking, g) for q, g in members) / n,
+                "Recall@1": sum(ev.recall_at_k(q.ranking, g, 1) for q, g in members) / n,
+                f"Recall@{k}": sum(ev.recall_at_k(q.ranking, g, k) for q, g in members) / n,
+            })
+        png = pr_curve if len(systems) == 1 else pr_curve.with_name(f"{pr_curve.stem}-{i + 1}{pr_curve.suffix}")
+        thresholds[spec] = write_pr_curve(png, scores, labels)
+        err.print(f"[dim]{spec}: precision-recall curve written to {png}[/]")
+    if as_json:
+        typer.echo(json.dumps({"metrics": rows, "thresholds": {s: [vars(r) for r in t] for s, t in thresholds.items()}},
+                              ensure_ascii=False, indent=2, default=str))
+        return
+    table = Table(title="Ranking quality", show_edge=False)
+    for col in rows[0]:
+        table.add_column(col, justify="left" if col in ("system", "set") else "right")
+    for row in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    out = Console(width=140)
+    out.print(table)
+    for spec, trs in thresholds.items():
+        t = Table(title=f"score_threshold choices ({spec})", show_edge=False)
+        for col in ("name", "rule", "threshold", "precision", "recall", "F1", "kept", "note"):
+            t.add_column(col)
+        for r in trs:
+            fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+            t.add_row(r.name, r.rule, fmt(r.threshold), fmt(r.precision), fmt(r.recall), fmt(r.f1), fmt(r.kept), r.note)
+        out.print(t)
+
+
 @app.command()
 def templates(templates_file: Optional[Path] = typer.Option(None, "--templates-file")) -> None:
     """List the named instruction templates."""
