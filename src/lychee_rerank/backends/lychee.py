@@ -247,7 +247,13 @@ class LycheeBackend(Backend):
             self._start_preprocessing(pairs, call)
             if self.prefix_cache and len(pairs) > 1:
                 call.prefix = self._build_prefix(pairs, call, n_query_images=int(query.image is not None))
-        offset = call.prefix.length if call.prefix else 0
+        self._run_batches(pairs, call, batch_size, call.prefix.length if call.prefix else 0, progress)
+        return [p.result or PairScore(error="not scored") for p in pairs]
+
+    def _run_batches(
+        self, pairs: list[_Pair], call: _Call, batch_size: int, offset: int, progress: ProgressCallback | None
+    ) -> None:
+        """Score ``pairs`` in length-packed batches, storing each result on its pair."""
         done = 0
         for batch in self.batches(pairs, batch_size, offset):
             for pair, result in zip(batch, self._score_robust(batch, call)):
@@ -256,7 +262,6 @@ class LycheeBackend(Backend):
             done += len(batch)
             if progress is not None:
                 progress(done, len(pairs))
-        return [p.result or PairScore(error="not scored") for p in pairs]
 
     def score_groups(
         self,
@@ -284,14 +289,7 @@ class LycheeBackend(Backend):
             pairs_by_group.append([self.prepare(i, query, d, instruction, truncated) for i, d in enumerate(docs)])
         everything = [p for pairs in pairs_by_group for p in pairs]
         self._start_preprocessing(everything, call)
-        done = 0
-        for batch in self.batches(everything, batch_size):
-            for pair, result in zip(batch, self._score_robust(batch, call)):
-                result.truncated = pair.truncated
-                pair.result = result
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(everything))
+        self._run_batches(everything, call, batch_size, 0, progress)
         self.stats["coalesced_requests"] += len(groups)
         return [[p.result or PairScore(error="not scored") for p in pairs] for pairs in pairs_by_group]
 
