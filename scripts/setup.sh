@@ -22,7 +22,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+PIP=(pip_quiet "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+# This build machine's pip config lists local indexes that may be absent: drop those warnings only.
+pip_quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 echo "lychee-rerank: installing into $VENV (first run takes a few minutes)..." >&2
 "${PIP[@]}" "torch==2.14.1" "torchvision==0.29.1"
 "${PIP[@]}" -e ".[test]"
