@@ -131,3 +131,21 @@ def test_evaluate_refuses_labels_for_missing_images(tmp_path):
     labels.write_text(json.dumps({"query": "x", "relevant": {"missing.jpg": 1}}), encoding="utf-8")
     with pytest.raises(ValueError, match="missing.jpg"):
         evaluate(object(), labels, tmp_path / "g")
+
+
+def test_metrics_on_tied_scores_follow_the_stable_order():
+    """Equal scores keep input order (stable sort), so tied rankings give reproducible metrics."""
+    from lychee_rerank.postprocess import PostProcessOptions, rank
+    from lychee_rerank.results import PairScore
+
+    names = ["x", "a", "y", "b"]
+    results = rank([PairScore(score=s) for s in (0.5, 0.5, 0.9, 0.5)], names, PostProcessOptions())
+    ranked = [names[r.index] for r in results]
+    assert ranked == ["y", "x", "a", "b"]
+    labels = {"a": 1, "b": 2}
+    assert reciprocal_rank(ranked, labels) == pytest.approx(1 / 3)
+    assert average_precision(ranked, labels) == pytest.approx((1 / 3 + 2 / 4) / 2)
+    dcg = (2**1 - 1) / math.log2(4) + (2**2 - 1) / math.log2(5)
+    ideal = (2**2 - 1) / math.log2(2) + (2**1 - 1) / math.log2(3)
+    assert ndcg_at_k(ranked, labels, 5) == pytest.approx(dcg / ideal)
+    assert recall_at_k(ranked, labels, 3) == pytest.approx(0.5)
