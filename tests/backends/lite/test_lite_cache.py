@@ -70,3 +70,17 @@ def test_default_location_follows_the_environment(monkeypatch, tmp_path):
 def test_rejects_a_non_hash_key(tmp_path):
     with pytest.raises(ValueError):
         AnalysisCache(tmp_path, "v").path("../x")
+
+
+def test_cold_and_disk_cached_runs_give_identical_scores(tmp_path, gallery_contents):
+    """Caching must never change a score: a fresh backend reading the disk cache agrees exactly."""
+    from lychee_rerank import LycheeReranker
+    from lychee_rerank.backends.lite import LiteBackend
+
+    docs = list(gallery_contents.values())[:5] if isinstance(gallery_contents, dict) else list(gallery_contents)[:5]
+    cold = LycheeReranker(LiteBackend(cache_dir=tmp_path / "cache"))
+    first = {r.index: r.score for r in cold.rerank("a cup of coffee", docs)}
+    warm = LycheeReranker(LiteBackend(cache_dir=tmp_path / "cache"))
+    second = {r.index: r.score for r in warm.rerank("a cup of coffee", docs)}
+    assert warm.backend.analysed == 0  # everything came from disk
+    assert second == first

@@ -203,7 +203,9 @@ class LiteBackend(Backend):
         analysis = self.cache.get(key)
         cached = analysis is not None
         if analysis is None:
-            analysis = self._analyse_pixels(content.image)
+            # Score from exactly what the cache stores (float16 embedding, rounded histogram),
+            # so a cold run and a cached run give the same scores.
+            analysis = ImageAnalysis.from_json(self._analyse_pixels(content.image).to_json())
             self.cache.put(key, analysis)
         with self._memory_lock:
             if not cached:
@@ -276,8 +278,9 @@ class LiteBackend(Backend):
             except (KeyError, ValueError, TypeError):
                 vectors = None
         if vectors is None or vectors.shape != (len(texts), E5_DIM):
-            vectors = self.embedder.passages(texts)
-            self.cache.put_extra("references", {"texts": texts, "vectors": pack_array(vectors)})
+            packed = pack_array(self.embedder.passages(texts))
+            self.cache.put_extra("references", {"texts": texts, "vectors": packed})
+            vectors = unpack_array(packed)  # the stored precision, cold or warm
         out: dict[str, np.ndarray] = {}
         start = 0
         for kind, group in kinds.items():
