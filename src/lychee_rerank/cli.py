@@ -493,6 +493,103 @@ def finetune(
     err.print(f"[dim]use it: lychee rerank --model {model} --adapter {output} QUERY DOCS...[/]")
 
 
+@app.command()
+def batch(
+    input_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL or Parquet: {query_id, query, candidates} or {query_id, query, candidate}."),
+    output_path: Path = typer.Argument(..., dir_okay=False, help="JSONL (one line per query) or .parquet; rerunning resumes it."),
+    local: bool = typer.Option(False, "--local", help="Score in this process, without Ray (same code path)."),
+    backend: str = typer.Option("auto", "--backend", help="auto (model if configured, else lite), lychee or lite."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL", help="Hub id or local directory."),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory (from `lychee finetune`)."),
+    instruction: Optional[str] = typer.Option(None, "--instruction", "-i"),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Ray actors, each holding one reranker."),
+    num_gpus_per_actor: float = typer.Option(0.0, "--num-gpus-per-actor", min=0.0, help="GPUs per actor (1 = one model per GPU)."),
+    num_cpus_per_actor: float = typer.Option(1.0, "--num-cpus-per-actor", min=0.0),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Pairs per forward pass (also capped by the token budget)."),
+    queries_per_batch: int = typer.Option(16, "--queries-per-batch", min=1, help="Queries per Ray batch (and per shared scoring call)."),
+    device: str = typer.Option("auto", "--device"),
+    dtype: str = typer.Option("auto", "--dtype"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (or RAY_ADDRESS); default: a local instance."),
+) -> None:
+    """Rerank a file of queries offline (Ray Data actors, or --local); resumable after a crash."""
+    from .batch import RerankerSpec, ScoreOptions, run_batch, stderr_progress
+    from .selection import choose_backend
+
+    _quiet_libraries()
+    try:
+        choose_backend(backend, model)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    spec = RerankerSpec(backend=backend, model=model, adapter=adapter, device=device, dtype=dtype)
+    try:
+        summary = run_batch(
+            input_path, output_path, spec, ScoreOptions(instruction=instruction, batch_size=batch_size), local=local,
+            concurrency=concurrency, num_gpus_per_actor=num_gpus_per_actor, num_cpus_per_actor=num_cpus_per_actor,
+            queries_per_batch=queries_per_batch, ray_address=address, progress=stderr_progress,
+        )
+    except (OSError, ValueError, ImportError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+    if summary.errors:
+        err.print(f"[yellow]{summary.errors} error(s) written to {output_path} (records with an 'error' field)[/]")
+
+
+@app.command("serve-ray")
+def serve_ray(
+    replicas: int = typer.Option(1, "--replicas", "-r", min=1, help="Replicas (one model each); initial count with autoscaling."),
+    host: Optional[str] = typer.Option(None, "--host", help="Interface of Serve's HTTP proxy [default: 127.0.0.1]."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default: 8080]."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="auto, lychee or lite [default: auto]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local directory (or LYCHEE_MODEL)."),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory from `lychee finetune`."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Require 'Authorization: Bearer KEY' (or LYCHEE_API_KEY)."),
+    allow_local_dir: Optional[Path] = typer.Option(None, "--allow-local-dir", help="Let requests name image files in this directory."),
+    device: Optional[str] = typer.Option(None, "--device"),
+    dtype: Optional[str] = typer.Option(None, "--dtype"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1),
+    max_documents: Optional[int] = typer.Option(None, "--max-documents", help="Documents per request [1000]."),
+    request_timeout_s: Optional[float] = typer.Option(None, "--request-timeout", help="Seconds per request, then 504 [120]."),
+    max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Requests admitted to one replica's model, then 503 [64]."),
+    max_wait_ms: Optional[float] = typer.Option(None, "--max-wait-ms", help="Micro-batching window inside a replica [5]."),
+    max_ongoing_requests: int = typer.Option(16, "--max-ongoing-requests", min=1, help="Requests Serve sends one replica at once."),
+    num_gpus_per_replica: float = typer.Option(0.0, "--num-gpus-per-replica", min=0.0),
+    num_cpus_per_replica: float = typer.Option(1.0, "--num-cpus-per-replica", min=0.0),
+    autoscaling_min: Optional[int] = typer.Option(None, "--autoscaling-min", min=0, help="With --autoscaling-max: fewest replicas [1]."),
+    autoscaling_max: Optional[int] = typer.Option(None, "--autoscaling-max", min=1, help="Turn on Serve autoscaling up to this many replicas."),
+    target_ongoing_requests: float = typer.Option(4.0, "--target-ongoing-requests", min=0.1, help="Autoscaling target per replica."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (or RAY_ADDRESS); default: a local instance."),
+) -> None:
+    """Serve the same HTTP API on Ray Serve with N replicas (one model each)."""
+    from pydantic import ValidationError
+
+    from .settings import ServerSettings
+
+    given = {
+        "host": host, "port": port, "backend": backend, "model": model, "adapter": adapter, "api_key": api_key,
+        "allow_local_dir": allow_local_dir, "device": device, "dtype": dtype, "batch_size": batch_size,
+        "max_documents": max_documents, "request_timeout_s": request_timeout_s, "max_queue": max_queue, "max_wait_ms": max_wait_ms,
+    }
+    try:
+        settings = ServerSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        for problem in exc.errors():
+            err.print(f"[red]error:[/] {'.'.join(str(x) for x in problem['loc'])}: {problem['msg']}")
+        raise typer.Exit(2)
+    from .serve_ray import ReplicaOptions, run
+
+    options = ReplicaOptions(
+        num_replicas=replicas, max_ongoing_requests=max_ongoing_requests, num_cpus=num_cpus_per_replica,
+        num_gpus=num_gpus_per_replica, autoscaling_min=autoscaling_min, autoscaling_max=autoscaling_max,
+        target_ongoing_requests=target_ongoing_requests,
+    )
+    _quiet_libraries()
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key_value:
+        err.print(f"[yellow]warning:[/] listening on {settings.host} without --api-key: anyone who can reach it can use it")
+    err.print(f"[dim]lychee serve-ray: http://{settings.host}:{settings.port} with {replicas} replica(s); loading the models...[/]")
+    run(settings, options, address=address, blocking=True)
+
+
 def _quiet_libraries() -> None:
     """Keep stderr to what a user needs: no per-shard loading bars from transformers."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
