@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
-from pathlib import Path
 
 import numpy as np
 import pytest

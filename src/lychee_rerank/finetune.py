@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .inputs import Content, InputError, to_content
+from .inputs import InputError, to_content
 from .prompt import resolve_instruction
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ from streamlit.testing.v1 import AppTest
 
 import lychee_rerank.ui.app as app_module
 
-from ..conftest import make_photo, png_bytes
 
 APP = str(Path(app_module.__file__))
 

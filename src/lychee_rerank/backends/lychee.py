@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import os
 import threading
 from collections import Counter
