@@ -171,6 +171,10 @@ class LycheeBackend(Backend):
         )
         return (1, h // self._patch, w // self._patch)
 
+    def image_tokens(self, grid: tuple[int, int, int]) -> int:
+        """Visual tokens an image of this patch grid becomes (after spatial merging)."""
+        return grid[0] * grid[1] * grid[2] // self._merge**2
+
     def _image_key(self, image: Image.Image, image_hash: str | None) -> Hashable:
         return (image_hash or pixel_hash(image), self._min_pixels, self._max_pixels)
 
@@ -187,7 +191,7 @@ class LycheeBackend(Backend):
             raise ValueError(f"chat template produced {len(pieces) - 1} image placeholders for {len(grids)} images")
         expanded = pieces[0]
         for g, piece in zip(grids, pieces[1:]):
-            expanded += self.image_token * (g[0] * g[1] * g[2] // self._merge**2) + piece
+            expanded += self.image_token * self.image_tokens(g) + piece
         ids = self.tokenizer(expanded, add_special_tokens=False)["input_ids"]
         return _Pair(index, text, prompt.images, keys, grids, ids, query_truncated or doc_truncated)
 
@@ -338,9 +342,13 @@ class LycheeBackend(Backend):
             else:
                 logits = self._logits_full(batch, call)
                 self.stats["full_batches"] += 1
+        return self.scores_from_logits(logits)
+
+    def scores_from_logits(self, logits: torch.Tensor) -> list[PairScore]:
+        """The one place a score is made: p(yes) = softmax([no, yes])[yes] = sigmoid(yes - no)."""
         yes = logits[:, self.yes_id]
         no = logits[:, self.no_id]
-        probs = torch.sigmoid(yes - no)  # == softmax([no, yes])[yes]
+        probs = torch.sigmoid(yes - no)
         return [
             PairScore(score=float(p), yes_logit=float(y), no_logit=float(n))
             for p, y, n in zip(probs.tolist(), yes.tolist(), no.tolist())
@@ -423,14 +431,7 @@ class LycheeBackend(Backend):
         autograd on, so a model is trained on exactly the token ids, padding and 3D rope
         positions it is scored with.
         """
-        device = self.loaded.device
-        width = max(p.length for p in batch)
-        input_ids = torch.full((len(batch), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, pair in enumerate(batch):  # left padding: the last position is every row's answer slot
-            input_ids[row, width - pair.length :] = torch.tensor(pair.ids)
-            mask[row, width - pair.length :] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
+        input_ids, mask = self._pack(batch)
         positions = self._positions(input_ids, mask, [g for p in batch for g in p.grids])
         out = self.model(
             input_ids=input_ids,
@@ -441,6 +442,23 @@ class LycheeBackend(Backend):
             logits_to_keep=1,
         )
         return out.logits[:, -1, :].float()
+
+    def _pack(self, batch: list[_Pair], prefix: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask laid out as [shared prefix | left-padded rest].
+
+        Left padding puts every row's answer slot at the last position; with a prefix, the
+        padding sits between the prefix (in the KV cache) and each row's own tokens.
+        """
+        width = max(pair.length for pair in batch) - prefix
+        ids = torch.full((len(batch), prefix + width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, pair in enumerate(batch):
+            ids[row, :prefix] = torch.tensor(pair.ids[:prefix], dtype=torch.long)
+            mask[row, :prefix] = 1
+            start = prefix + width - (pair.length - prefix)
+            ids[row, start:] = torch.tensor(pair.ids[prefix:], dtype=torch.long)
+            mask[row, start:] = 1
+        return ids.to(self.loaded.device), mask.to(self.loaded.device)
 
     def _build_prefix(self, pairs: list[_Pair], call: _Call, n_query_images: int) -> _Prefix | None:
         """Run the shared prefix once; ``None`` where continuing from it would not be safe."""
@@ -455,11 +473,12 @@ class LycheeBackend(Backend):
             length = n
         # The prefix may hold the query's images only: identical pad ids of documents'
         # images would match token-wise while their features differ.
+        allowed = sum(self.image_tokens(g) for g in pairs[0].grids[:n_query_images])
         seen = 0
         for j in range(length):
             if first[j] == self.image_token_id:
                 seen += 1
-                if seen > sum(g[0] * g[1] * g[2] // self._merge**2 for g in pairs[0].grids[:n_query_images]):
+                if seen > allowed:
                     length = j - 1  # also leave the document's <|vision_start|> to the suffix
                     break
         if length < MIN_PREFIX_TOKENS:
@@ -483,17 +502,8 @@ class LycheeBackend(Backend):
     def _logits_from_prefix(self, batch: list[_Pair], call: _Call) -> torch.Tensor:
         prefix = call.prefix
         assert prefix is not None
-        device = self.loaded.device
         p = prefix.length
-        width = max(pair.length for pair in batch) - p
-        full = torch.full((len(batch), p + width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(full)
-        for row, pair in enumerate(batch):  # [prefix | left-padded suffix]
-            full[row, :p] = torch.tensor(pair.ids[:p])
-            mask[row, :p] = 1
-            full[row, p + width - (pair.length - p) :] = torch.tensor(pair.ids[p:])
-            mask[row, p + width - (pair.length - p) :] = 1
-        full, mask = full.to(device), mask.to(device)
+        full, mask = self._pack(batch, p)
         positions = self._positions(full, mask, [g for pair in batch for g in pair.grids])[:, :, p:]
         cache = copy.deepcopy(prefix.cache)
         cache.batch_repeat_interleave(len(batch))
@@ -531,12 +541,7 @@ class LycheeBackend(Backend):
             if self.scoring == "generate":
                 return self._generate(inputs)
             logits = self.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1, :].float()
-        yes, no = logits[:, self.yes_id], logits[:, self.no_id]
-        probs = torch.sigmoid(yes - no)
-        return [
-            PairScore(score=float(p), yes_logit=float(y), no_logit=float(n))
-            for p, y, n in zip(probs.tolist(), yes.tolist(), no.tolist())
-        ]
+        return self.scores_from_logits(logits)
 
     def _generate(self, inputs: Any) -> list[PairScore]:
         out = self.model.generate(
