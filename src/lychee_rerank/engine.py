@@ -18,6 +18,12 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from .backends.base import Backend, ProgressCallback
+from .backends.lychee import (
+    DEFAULT_MAX_BATCH_TOKENS,
+    DEFAULT_MAX_DOC_TOKENS,
+    DEFAULT_MAX_QUERY_TOKENS,
+)
+from .backends.vision_cache import DEFAULT_VISION_CACHE_BYTES
 from .inputs import Content, ImageLimits, InputError, InputLike, to_content, to_query
 from .postprocess import PostProcessOptions, rank
 from .prompt import ScoringMode, resolve_instruction
@@ -68,13 +74,13 @@ class LycheeReranker:
         min_pixels: int | None = 4 * 28 * 28,
         max_pixels: int | None = 1280 * 28 * 28,
         scoring: ScoringMode = "yesno",
-        max_query_tokens: int | None = None,
-        max_doc_tokens: int | None = None,
+        max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS,
+        max_doc_tokens: int = DEFAULT_MAX_DOC_TOKENS,
         adapter: str | Path | None = None,
         merge_adapter: bool = False,
-        max_batch_tokens: int | None = 16384,
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         prefix_cache: bool = True,
-        vision_cache_bytes: int = 512 * 1024 * 1024,
+        vision_cache_bytes: int = DEFAULT_VISION_CACHE_BYTES,
         **kwargs: Any,
     ) -> "LycheeReranker":
         """Load lychee-rerank-mm (hub id or local directory) or another Qwen2.5-VL style model.
@@ -87,7 +93,7 @@ class LycheeReranker:
         call; ``vision_cache_bytes`` bounds the cache of image features reused across queries.
         Other keyword arguments go to the constructor.
         """
-        from .backends.lychee import DEFAULT_MAX_DOC_TOKENS, DEFAULT_MAX_QUERY_TOKENS, LycheeBackend
+        from .backends.lychee import LycheeBackend
         from .loading import load
 
         loaded = load(
@@ -103,8 +109,8 @@ class LycheeReranker:
         backend = LycheeBackend(
             loaded,
             scoring=scoring,
-            max_query_tokens=max_query_tokens or DEFAULT_MAX_QUERY_TOKENS,
-            max_doc_tokens=max_doc_tokens or DEFAULT_MAX_DOC_TOKENS,
+            max_query_tokens=max_query_tokens,
+            max_doc_tokens=max_doc_tokens,
             max_batch_tokens=max_batch_tokens,
             prefix_cache=prefix_cache,
             vision_cache_bytes=vision_cache_bytes,

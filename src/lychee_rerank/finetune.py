@@ -943,7 +943,10 @@ def finetune_with_config(
     if isinstance(model, LycheeReranker):
         reranker = model
     else:
-        kwargs = {k: getattr(config, k) for k in ("max_query_tokens", "max_doc_tokens", "min_pixels", "max_pixels")}
+        # Only what the user set: the rest keeps from_pretrained's defaults, so training sees the
+        # same pixel budget and token limits as inference.
+        names = ("max_query_tokens", "max_doc_tokens", "min_pixels", "max_pixels")
+        kwargs = {k: getattr(config, k) for k in names if getattr(config, k) is not None}
         reranker = LycheeReranker.from_pretrained(
             model, device=config.device, dtype=config.dtype, attn_implementation=config.attn_implementation, **kwargs
         )

@@ -38,7 +38,7 @@ from ..parsing import parse_score
 from ..prompt import ScoringMode, build_messages
 from ..results import PairScore
 from .base import Backend, ProgressCallback
-from .vision_cache import VisionCache
+from .vision_cache import DEFAULT_VISION_CACHE_BYTES, VisionCache
 
 logger = logging.getLogger("lychee_rerank")
 
@@ -116,7 +116,7 @@ class LycheeBackend(Backend):
         max_new_tokens: int = 8,
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         prefix_cache: bool = True,
-        vision_cache_bytes: int = 512 * 1024 * 1024,
+        vision_cache_bytes: int = DEFAULT_VISION_CACHE_BYTES,
         preprocess_workers: int | None = None,
     ) -> None:
         if scoring not in ("yesno", "generate"):

@@ -13,8 +13,11 @@ from typing import Hashable
 import torch
 
 
+DEFAULT_VISION_CACHE_BYTES = 512 * 1024 * 1024
+
+
 class VisionCache:
-    def __init__(self, max_bytes: int = 512 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_VISION_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self._items: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
         self._bytes = 0
