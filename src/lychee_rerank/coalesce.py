@@ -102,10 +102,19 @@ class Coalescer:
 
         try:
             outcomes = rr.rerank_many([s.call for s in taken], batch_size=self.batch_size, progress=on_batch)
-        except BaseException as exc:  # settle everyone, or their requests would wait forever
+        except BaseException as exc:
+            if len(taken) == 1 or all(s.cancel.is_set() for s in taken):
+                for s in taken:  # settle everyone, or their requests would wait forever
+                    s.settle(exc)
+                raise
+            # One request's failure must not sink the others it shared the pass with: each
+            # live request is scored again on its own, and only the failing one gets the error.
+            outcomes = []
             for s in taken:
-                s.settle(exc)
-            raise
+                try:
+                    outcomes.extend(rr.rerank_many([s.call], batch_size=self.batch_size, progress=progress))
+                except BaseException as own:  # noqa: BLE001 - reported in that request's slot
+                    outcomes.append(own)
         for s, outcome in zip(taken, outcomes):
             s.settle(outcome)
         return slot.get(), len(taken)

@@ -298,8 +298,6 @@ def create_app(
             oom_before = stats.get("oom_backoffs", 0)
             # A merged pass serves several requests: one request's timeout does not stop it (that
             # request still gets its 504 on time); it stops once all of them have given up.
-            if cancel.is_set():
-                slot.cancel.set()
             results, shared = coalescer.run(rr, slot, progress=batch_observer(threading.Event()), cancelled=Cancelled)
             if shared:
                 metrics.coalesced.observe(shared)

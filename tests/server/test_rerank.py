@@ -287,3 +287,29 @@ def test_concurrent_requests_are_micro_batched_and_each_gets_its_own_scores(star
     count = [line for line in metrics.splitlines() if line.startswith("lychee_coalesced_requests_count")]
     assert float(shared[0].split()[-1]) > float(count[0].split()[-1])  # some pass served > 1 request
     assert "lychee_oom_backoffs_total 0.0" in metrics
+
+
+def test_a_failing_shared_pass_does_not_sink_the_other_requests(server_reranker):
+    """If a merged micro-batch fails, each request is retried alone; only the bad one fails."""
+    import threading
+
+    from lychee_rerank.coalesce import Coalescer
+
+    class Flaky:
+        """The real reranker, except that any call containing 'poison' raises."""
+
+        def rerank_many(self, calls, **kwargs):
+            if any("poison" in str(c["documents"]) for c in calls):
+                raise RuntimeError("backend failure on poison")
+            return server_reranker.rerank_many(calls, **kwargs)
+
+    coalescer = Coalescer(max_wait_ms=0)
+    good = coalescer.add({"query": "cats", "documents": ["a cat", "a dog"]}, threading.Event())
+    bad = coalescer.add({"query": "cars", "documents": ["poison"]}, threading.Event())
+    results, shared = coalescer.run(Flaky(), good)
+    assert shared == 2
+    expected = {r.index: r.score for r in server_reranker.rerank("cats", ["a cat", "a dog"])}
+    assert {r.index: r.score for r in results} == pytest.approx(expected, abs=1e-5)
+    assert bad.done.is_set()
+    with pytest.raises(RuntimeError, match="poison"):
+        bad.get()
