@@ -165,3 +165,23 @@ def test_empty_text_query_with_image_only_documents_is_an_input_error(lite_reran
 
     with pytest.raises(InputError):
         lite_reranker.rerank("   ", [gallery["cat"]])
+
+
+def test_a_document_that_breaks_scoring_fails_alone(lite_reranker, monkeypatch):
+    """A fault while scoring one document (simulated) leaves the others scored as before."""
+    docs = ["a cup of coffee", "a red car", "poison", "a cat on a sofa"]
+    clean = {r.index: r.score for r in lite_reranker.rerank("coffee", [d for d in docs if d != "poison"])}
+    backend = lite_reranker.backend
+    original = backend._score
+
+    def flaky(q, batch):
+        if any(doc.content.text == "poison" for doc in batch):
+            raise RuntimeError("embedder failure")
+        return original(q, batch)
+
+    monkeypatch.setattr(backend, "_score", flaky)
+    results = {r.index: r for r in lite_reranker.rerank("coffee", docs)}
+    assert "embedder failure" in results[2].error and results[2].rank == 4
+    for i, j in ((0, 0), (1, 1), (3, 2)):
+        assert results[i].error is None
+        assert results[i].score == pytest.approx(clean[j], abs=1e-9)

@@ -185,9 +185,21 @@ class LiteBackend(Backend):
 
         try:
             return self._score(q, docs)
-        except Exception as exc:  # noqa: BLE001
-            logger.exception("lite: scoring failed")
-            return [PairScore(error=f"scoring failed: {exc}") for _ in documents]
+        except Exception as exc:  # noqa: BLE001 - find the bad document instead of failing all
+            if len(docs) == 1:
+                logger.warning("lite: scoring failed: %s", exc)
+                return [PairScore(error=f"scoring failed: {exc}")]
+        errors: dict[int, PairScore] = {}
+        for i, doc in enumerate(docs):
+            try:
+                self._score(q, [doc])
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("lite: document %d failed: %s", i, exc)
+                errors[i] = PairScore(error=f"scoring failed: {exc}")
+        good = [i for i in range(len(docs)) if i not in errors]
+        # The good documents are scored together again: BM25 statistics span the whole call.
+        scored = dict(zip(good, self._score(q, [docs[i] for i in good]))) if good else {}
+        return [errors.get(i) or scored[i] for i in range(len(docs))]
 
     # ------------------------------------------------------------------ analysis
     def analyse(self, content: Content) -> tuple[ImageAnalysis, bool]:
