@@ -149,3 +149,19 @@ def test_metrics_on_tied_scores_follow_the_stable_order():
     ideal = (2**2 - 1) / math.log2(2) + (2**1 - 1) / math.log2(3)
     assert ndcg_at_k(ranked, labels, 5) == pytest.approx(dcg / ideal)
     assert recall_at_k(ranked, labels, 3) == pytest.approx(0.5)
+
+
+def test_a_corrupt_gallery_file_is_reported_not_fatal(tmp_path):
+    from PIL import Image
+
+    from lychee_rerank import LycheeReranker
+    from lychee_rerank.backends.lite import LiteBackend
+    from lychee_rerank.eval import evaluate
+
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "red.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    labelled = tmp_path / "set.jsonl"
+    labelled.write_text('{"id": "q", "lang": "en", "query": "red", "relevant": {"red.png": 1}}\n')
+    report = evaluate(LycheeReranker(LiteBackend(cache_dir=tmp_path / "cache")), labelled, tmp_path)
+    assert report.documents == 2 and report.queries[0].ranking[0] == "red.png"
+    assert report.queries[0].ranking[-1] == "broken.png"  # scored 0 with its error, ranked last

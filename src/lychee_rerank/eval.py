@@ -169,6 +169,15 @@ def gallery_files(image_dir: str | Path) -> list[Path]:
     return sorted(p for p in Path(image_dir).iterdir() if p.is_file() and is_image_path(p))
 
 
+def _decode_or_path(path: Path) -> Any:
+    from .inputs import InputError, to_content
+
+    try:
+        return to_content(path)
+    except InputError:
+        return path
+
+
 def evaluate(reranker: Any, jsonl_path: str | Path, image_dir: str | Path) -> EvalReport:
     """Rank the whole gallery for every labelled query and score the rankings."""
     from .inputs import to_content
@@ -182,8 +191,9 @@ def evaluate(reranker: Any, jsonl_path: str | Path, image_dir: str | Path) -> Ev
     missing = sorted({doc for q in queries for doc in q["relevant"]} - set(names))
     if missing:
         raise ValueError(f"labelled documents not in {image_dir}: {', '.join(missing)} (build the gallery first)")
-    # Decode once; every query then reuses the same Content objects.
-    documents = [to_content(p) for p in files]
+    # Decode once; every query then reuses the same Content objects. A file that cannot be
+    # decoded stays a path: the engine reports it per document instead of aborting the run.
+    documents = [_decode_or_path(p) for p in files]
     report = EvalReport(documents=len(files))
     for row in queries:
         query: Any

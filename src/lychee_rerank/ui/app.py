@@ -15,7 +15,7 @@ from lychee_rerank.inputs import InputError
 from lychee_rerank.prompt import builtin_templates, resolve_instruction
 from lychee_rerank.results import to_csv, to_json
 from lychee_rerank.ui.i18n import default_language, t
-from lychee_rerank.ui.logic import card_html, decode_upload, evidence_of, image_data_uri, winner_emphasis
+from lychee_rerank.ui.logic import card_html, decode_upload, evidence_of, winner_emphasis
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 
@@ -117,8 +117,7 @@ def show_gallery_results(results, uploads: dict, lang: str) -> None:
     for pos, r in enumerate(ranked):
         upload = uploads[r.index]
         with cols[pos % 3]:
-            full = image_data_uri(upload.content.image, max_size=None)
-            st.html(card_html(r, upload.thumbnail_uri, full, winner=pos == 0, emphasis=emphasis, labels=labels))
+            st.html(card_html(r, upload.thumbnail_uri, upload.full_uri, winner=pos == 0, emphasis=emphasis, labels=labels))
             with st.expander(t("evidence", lang)):
                 st.json(evidence_of(r))
     c1, c2 = st.columns(2)
