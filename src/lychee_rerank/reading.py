@@ -26,10 +26,9 @@ class InvalidQuery(Exception):
 
 @dataclass
 class Item:
-    """One query or document after reading its request form: text, image bytes, and what was sent."""
+    """One query or document after reading its request form: text and image bytes."""
 
     text: Optional[str] = None
-    image_spec: Optional[str] = None
     image: Optional[bytes] = None
 
 
@@ -95,7 +94,7 @@ class RequestReader:
         text, spec = _split(value, name)
         self.check_text(text, name)
         image = load_image(spec, self.policy, self.fetcher, name=f"{name} image") if spec is not None else None
-        return Item(text=text, image_spec=spec, image=image)
+        return Item(text=text, image=image)
 
     def content(self, item: Item, name: str) -> Content:
         """The same Content the library builds from ``{"text": ..., "image": <bytes>}``."""
