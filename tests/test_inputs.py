@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +191,32 @@ def test_bad_data_uris():
 
 def test_decode_image_returns_rgb(photo):
     assert decode_image(png_bytes(photo)).mode == "RGB"
+
+
+# --------------------------------------------------------------------------- odd files (issue 13, item 11)
+def _odd_files(tmp_path: Path) -> dict[str, Path]:
+    """A /dev/zero symlink named like a photo, a FIFO (nobody writes to it) and /dev/zero itself."""
+    link = tmp_path / "zero.png"
+    link.symlink_to("/dev/zero")
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    return {"device": Path("/dev/zero"), "symlink": link, "fifo": fifo}
+
+
+@pytest.mark.parametrize("kind", ["device", "symlink", "fifo"])
+def test_device_fifo_and_symlinked_device_are_refused_without_reading(tmp_path, kind):
+    path = _odd_files(tmp_path)[kind]
+    with pytest.raises(InputError, match="not a regular file"):
+        to_content(path)
+    with pytest.raises(InputError, match="not a regular file"):
+        to_content({"text": "caption", "image": str(path)})
+
+
+def test_the_bytes_read_are_capped_whatever_st_size_says(tmp_path):
+    # /proc files report st_size 0 but hold data: a cap on st_size alone would read them whole.
+    from lychee_rerank.inputs import read_image_file  # the one path every interface reads images through
+
+    path = Path("/proc/self/maps")
+    assert path.stat().st_size == 0
+    with pytest.raises(InputError, match="over the limit of 16 bytes"):
+        read_image_file(path, max_bytes=16)

@@ -11,6 +11,8 @@ import base64
 import binascii
 import hashlib
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -171,14 +173,43 @@ def decode_data_uri(uri: str) -> bytes:
 
 
 def _read_path(path: Path, limits: ImageLimits) -> bytes:
-    if not path.exists():
-        raise InputError(f"image file not found: {path}")
-    if path.is_dir():
-        raise InputError(f"expected an image file, got a directory: {path}")
-    size = path.stat().st_size
-    if size > limits.max_bytes:
-        raise InputError(f"image file {path} is {size:,} bytes, over the limit of {limits.max_bytes:,} (max_image_bytes)")
-    return path.read_bytes()
+    return read_image_file(path, limits.max_bytes)
+
+
+def read_image_file(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of an image file, refusing anything that is not a regular file.
+
+    Every interface that reads an image from disk (library, CLI, batch, UI) comes here. A
+    device (``/dev/zero``, also behind a symlink), FIFO or socket is refused after ``fstat`` on
+    the opened descriptor (``O_NONBLOCK``, so opening a FIFO cannot hang), and the read itself
+    is capped at ``max_bytes + 1``: ``st_size`` cannot be trusted (``/proc`` files say 0,
+    a file can grow between ``stat`` and ``read``).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise InputError(f"image file not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"expected an image file, got a directory: {path}") from None
+    except (OSError, ValueError) as exc:  # ValueError: an embedded NUL byte in the path
+        raise InputError(f"cannot open image file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"expected an image file, got a directory: {path}")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"refused {path}: not a regular file (device, FIFO or socket)")
+        if info.st_size > max_bytes:
+            raise InputError(f"image file {path} is {info.st_size:,} bytes, over the limit of {max_bytes:,} (max_image_bytes)")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"image file {path} is over the limit of {max_bytes:,} bytes (max_image_bytes)")
+    return data
 
 
 def check_pixels(size: tuple[int, int], limits: ImageLimits, name: str) -> None:
