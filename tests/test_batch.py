@@ -176,3 +176,21 @@ def test_parquet_in_and_out(tmp_path, reranker, image_files) -> None:
         assert {x["index"]: x["score"] for x in r["results"]} == pytest.approx(lib, abs=TOL)
     assert run_batch(src, out, local=True, reranker=reranker).skipped == 6
     assert len(read_output(out)) == 6
+
+
+def test_invalid_utf8_fails_its_record_only(tmp_path, reranker) -> None:
+    """One invalid UTF-8 byte (issue 13, item 10): that record's error line, every other record written."""
+    good = [{"query_id": f"g{i}", "query": f"topic {i} 猫", "candidates": [f"text {i} 一只黑猫", "other"]} for i in range(3)]
+    raw = [json.dumps(r, ensure_ascii=False).encode("utf-8") for r in good]
+    bad = b'{"query_id": "bad", "query": "caf\xe9", "candidates": ["x"]}'  # latin-1 e-acute: invalid UTF-8
+    src = tmp_path / "mixed.jsonl"
+    src.write_bytes(b"\n".join([raw[0], bad, raw[1], raw[2]]) + b"\n")
+    out = tmp_path / "out.jsonl"
+    summary = run_batch(src, out, local=True, reranker=reranker)
+    records = {r["query_id"]: r for r in read_output(out)}
+    assert sorted(records) == ["<line 2>", "g0", "g1", "g2"]
+    assert "not valid UTF-8" in records["<line 2>"]["error"] and "0xe9" in records["<line 2>"]["error"]
+    assert summary.query_errors == 1
+    for i in range(3):
+        lib = {x.index: x.score for x in reranker.rerank(f"topic {i} 猫", [f"text {i} 一只黑猫", "other"])}
+        assert {x["index"]: x["score"] for x in records[f"g{i}"]["results"]} == pytest.approx(lib, abs=TOL)

@@ -127,8 +127,14 @@ def _raw_records(path: Path) -> Iterator[tuple[str, Any]]:
                 row += 1
                 yield f"row {row}", record
         return
-    with path.open("r", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
+    # Bytes, decoded line by line: one invalid UTF-8 byte fails its own record, not the job.
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield f"line {n}", ValueError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+                continue
             if not line.strip():
                 continue
             try:
