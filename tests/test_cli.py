@@ -163,3 +163,17 @@ def test_eval_prints_metrics_side_by_side_and_writes_the_pr_curve(tiny_model_dir
         assert (tmp_path / f"pr-{i}.png").read_bytes()[:4] == b"\x89PNG"
     names = [r["name"] for r in next(iter(data["thresholds"].values()))]
     assert names == ["strict", "balanced", "explore"]
+
+
+def test_exit_non_zero_when_nothing_could_be_scored(tiny_model_dir, image_files, tmp_path):
+    """Issue 13, item 12: every document failing is a failure of the command, said on stderr."""
+    missing = str(tmp_path / "missing_dir")
+    proc = run_cli("rerank", "--model", str(tiny_model_dir), "a rocket", missing, "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert "none of the 1 document(s) could be scored" in proc.stderr
+    records = json.loads(proc.stdout)  # the error records are still written, on stdout
+    assert len(records) == 1 and "image file not found" in records[0]["error"]
+    # One document scored (even if --top-k 0 hides it): success, with the warning.
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "a rocket", missing, str(image_files[0]), "--top-k", "0")
+    assert result.exit_code == 0, result.output
+    assert "1 document(s) could not be scored" in result.output

@@ -172,9 +172,14 @@ def rerank(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
     failed = sum(1 for r in results if r.error)
+    typer.echo(render(results, fmt, scale))
+    # Failed documents are always kept in the results (never cut by --top-k or --threshold),
+    # so every document failing means nothing was scored: a script must see that as failure.
+    if failed == len(documents):
+        err.print(f"[red]error:[/] none of the {failed} document(s) could be scored; see the error column")
+        raise typer.Exit(1)
     if failed:
         err.print(f"[yellow]{failed} document(s) could not be scored; see the error column[/]")
-    typer.echo(render(results, fmt, scale))
 
 
 def _load_reranker(
