@@ -23,6 +23,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def qwen_vocab_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random checkpoint with the real Qwen2 vocabulary (~100 MB, built here, never committed)."""
+    from lychee_rerank.testing.tiny_model import build
+
+    return build(tmp_path_factory.mktemp("tiny-lychee-qwen-vocab"), vocab="qwen2")
+
+
+@pytest.fixture(scope="session")
 def reranker(tiny_model_dir: Path):
     from lychee_rerank import LycheeReranker
 

@@ -177,3 +177,41 @@ def test_exit_non_zero_when_nothing_could_be_scored(tiny_model_dir, image_files,
     result = _invoke("rerank", "--model", str(tiny_model_dir), "a rocket", missing, str(image_files[0]), "--top-k", "0")
     assert result.exit_code == 0, result.output
     assert "1 document(s) could not be scored" in result.output
+
+
+def test_sigterm_to_lychee_ui_leaves_no_process_behind():
+    """Issue 13, item 13: `lychee ui` hands signals to Streamlit (exec) and exits with it."""
+    import signal
+    import time
+    import urllib.request
+
+    from .ui.browser import free_port, session_members, stop_session
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [LYCHEE, "ui", "--backend", "lite", "--port", str(port), "--host", "127.0.0.1"],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own session: every process it starts can be found (and cleaned up)
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, "lychee ui exited early"
+            assert time.monotonic() < deadline, "lychee ui never answered"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        assert session_members(proc.pid), "the UI server is running"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while session_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session_members(proc.pid) == [], "a process of `lychee ui` survived its SIGTERM"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+    finally:
+        stop_session(proc, grace_s=5)

@@ -409,7 +409,6 @@ def ui(
     lang: Optional[str] = typer.Option(None, "--lang", help="zh or en (default: the browser's language)."),
 ) -> None:
     """Start the web UI (Streamlit): gallery ranking, single analysis, batch text ranking."""
-    import subprocess
     from importlib import resources
 
     app_path = str(resources.files("lychee_rerank") / "ui" / "app.py")
@@ -423,7 +422,11 @@ def ui(
         "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "64", "--client.toolbarMode", "viewer",
     ]
     err.print(f"[dim]lychee ui: http://{host}:{port}[/]")
-    raise typer.Exit(subprocess.call(command, env=env))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # exec, not a child process: SIGTERM/SIGINT reach Streamlit itself and its exit status is
+    # ours, so stopping `lychee ui` can never leave an orphaned Streamlit server behind.
+    os.execve(sys.executable, command, env)
 
 
 @app.command()

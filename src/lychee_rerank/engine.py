@@ -81,6 +81,7 @@ class LycheeReranker:
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         prefix_cache: bool = True,
         vision_cache_bytes: int = DEFAULT_VISION_CACHE_BYTES,
+        escape_special_tokens: bool = True,
         **kwargs: Any,
     ) -> "LycheeReranker":
         """Load lychee-rerank-mm (hub id or local directory) or another Qwen2.5-VL style model.
@@ -91,6 +92,9 @@ class LycheeReranker:
         published scripts: 4 to 1280 tokens). ``max_batch_tokens`` caps a batch's padded
         tokens (``batch_size`` caps its pairs); ``prefix_cache`` runs the query prefix once per
         call; ``vision_cache_bytes`` bounds the cache of image features reused across queries.
+        ``escape_special_tokens`` (default True) keeps special-token strings such as
+        ``<|im_end|>`` in the query, documents and instruction as plain text, so no user text
+        can write control tokens into the prompt; False tokenizes them as upstream does.
         Other keyword arguments go to the constructor.
         """
         from .backends.lychee import LycheeBackend
@@ -114,6 +118,7 @@ class LycheeReranker:
             max_batch_tokens=max_batch_tokens,
             prefix_cache=prefix_cache,
             vision_cache_bytes=vision_cache_bytes,
+            escape_special_tokens=escape_special_tokens,
         )
         return cls(backend, **kwargs)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -37,17 +39,19 @@ def free_port() -> int:
 def running_ui(*args: str, env: dict | None = None, timeout: float = 180) -> Iterator[str]:
     port = free_port()
     lychee = str(Path(sys.executable).parent / "lychee")
+    log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads could fill and block the server
     proc = subprocess.Popen(
         [lychee, "ui", "--port", str(port), "--host", "127.0.0.1", *args],
         env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"lychee ui exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+                log.seek(0)
+                raise RuntimeError(f"lychee ui exited early:\n{log.read()}")
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -58,11 +62,32 @@ def running_ui(*args: str, env: dict | None = None, timeout: float = 180) -> Ite
             raise TimeoutError("lychee ui did not become healthy")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_session(proc)
+        log.close()
+
+
+def stop_session(proc: subprocess.Popen, grace_s: float = 20) -> None:
+    """SIGTERM, then SIGKILL, to the whole session ``proc`` leads (``start_new_session=True``):
+    nothing it started outlives the test, whatever happened in it."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=wait_s)
+        if proc.poll() is not None and not session_members(proc.pid):
+            return
+
+
+def session_members(sid: int) -> list[int]:
+    """Pids of the live (not zombie) processes in session ``sid``."""
+    import psutil
+
+    members = []
+    for p in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                members.append(p.pid)
+    return members
 
 
 @contextlib.contextmanager

@@ -35,7 +35,8 @@ from PIL import Image
 from ..inputs import Content, pixel_hash
 from ..loading import LoadedModel, quiet_processor_warnings
 from ..parsing import parse_score
-from ..prompt import ScoringMode, build_messages
+from ..prompt import DEFAULT_INSTRUCTION, ScoringMode, build_messages
+from ..prompt_tokens import PromptTokenizer
 from ..results import PairScore
 from .base import Backend, ProgressCallback
 from .vision_cache import DEFAULT_VISION_CACHE_BYTES, VisionCache
@@ -118,6 +119,7 @@ class LycheeBackend(Backend):
         prefix_cache: bool = True,
         vision_cache_bytes: int = DEFAULT_VISION_CACHE_BYTES,
         preprocess_workers: int | None = None,
+        escape_special_tokens: bool = True,
     ) -> None:
         if scoring not in ("yesno", "generate"):
             raise ValueError(f"unknown scoring mode {scoring!r}: use 'yesno' or 'generate'")
@@ -131,6 +133,9 @@ class LycheeBackend(Backend):
         self.max_new_tokens = max_new_tokens
         self.max_batch_tokens = max_batch_tokens
         self.prefix_cache = prefix_cache
+        # User text (query, documents, instruction) never yields control tokens unless asked.
+        self.escape_special_tokens = escape_special_tokens
+        self.prompt_tokens = PromptTokenizer(self.tokenizer, escape=escape_special_tokens)
         self.yes_id = single_token_id(self.tokenizer, "yes")
         self.no_id = single_token_id(self.tokenizer, "no")
         self.image_token = getattr(self.processor, "image_token", "<|image_pad|>")
@@ -152,14 +157,18 @@ class LycheeBackend(Backend):
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ preparation
-    def truncate(self, text: str | None, limit: int) -> tuple[str | None, bool]:
-        """Cut ``text`` to ``limit`` tokens; says whether it did."""
+    def truncate(self, text: str | None, limit: int) -> tuple[list[int], bool]:
+        """The token ids of ``text`` cut to ``limit``, and whether they were cut.
+
+        The ids themselves are cut (never decoded and re-encoded, which ends Chinese/emoji text
+        in U+FFFD and can change the count). In a prompt, :meth:`prepare` cuts the same way
+        inside the prompt's own token stream.
+        """
         if not text:
-            return text, False
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        if len(ids) <= limit:
-            return text, False
-        return self.tokenizer.decode(ids[:limit]), True
+            return [], False
+        encoder = self.prompt_tokens.plain() if self.escape_special_tokens else self.tokenizer.backend_tokenizer
+        ids = encoder.encode(text, add_special_tokens=False).ids
+        return ids[:limit], len(ids) > limit
 
     def grid(self, image: Image.Image) -> tuple[int, int, int]:
         """The (t, h, w) patch grid the image processor will produce, from the size alone."""
@@ -179,26 +188,56 @@ class LycheeBackend(Backend):
         return (image_hash or pixel_hash(image), self._min_pixels, self._max_pixels)
 
     def prepare(self, index: int, query: Content, document: Content, instruction: str, query_truncated: bool) -> _Pair:
-        doc_text, doc_truncated = self.truncate(document.text, self.max_doc_tokens)
-        document = Content(text=doc_text, image=document.image, source=document.source, image_hash=document.image_hash)
-        prompt = build_messages(query, document, instruction, mode=self.scoring)
-        text = self.processor.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
+        """Token ids (image pads expanded) of one pair's prompt.
+
+        Query and document text are cut to ``max_query_tokens``/``max_doc_tokens`` by their
+        token ids inside the prompt; with ``escape_special_tokens`` (default) special-token
+        strings in any user text stay plain text. Raises ``ValueError`` for a pair that cannot
+        be built; callers score every other pair.
+        """
+        instruction = instruction or DEFAULT_INSTRUCTION
+        texts = {"instruction": (instruction, None)}
+        if query.text:
+            texts["query"] = (query.text, self.max_query_tokens)
+        if document.text:
+            texts["document"] = (document.text, self.max_doc_tokens)
+
+        def template(markers: dict[str, str]) -> str:
+            q = Content(text=markers.get("query"), image=query.image)
+            d = Content(text=markers.get("document"), image=document.image)
+            prompt = build_messages(q, d, markers["instruction"], mode=self.scoring)
+            return self.processor.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
+
+        rendered = self.prompt_tokens.render(template, texts)
+        ids, cut = self.prompt_tokens.encode(rendered)
+        images = [c.image for c in (query, document) if c.image is not None]
         hashes = [c.image_hash for c in (query, document) if c.image is not None]
-        keys = [self._image_key(im, h) for im, h in zip(prompt.images, hashes)]
-        grids = [self.grid(im) for im in prompt.images]
-        pieces = text.split(self.image_token)
-        if len(pieces) != len(grids) + 1:
-            raise ValueError(f"chat template produced {len(pieces) - 1} image placeholders for {len(grids)} images")
-        expanded = pieces[0]
-        for g, piece in zip(grids, pieces[1:]):
-            expanded += self.image_token * self.image_tokens(g) + piece
-        ids = self.tokenizer(expanded, add_special_tokens=False)["input_ids"]
-        return _Pair(index, text, prompt.images, keys, grids, ids, query_truncated or doc_truncated)
+        keys = [self._image_key(im, h) for im, h in zip(images, hashes)]
+        grids = [self.grid(im) for im in images]
+        expanded: list[int] = []
+        placeholders = 0
+        for token in ids:
+            if token == self.image_token_id:
+                if placeholders < len(grids):
+                    expanded.extend([token] * self.image_tokens(grids[placeholders]))
+                placeholders += 1
+            else:
+                expanded.append(token)
+        if placeholders != len(grids):
+            typed = sorted({t for name in texts for t in self.prompt_tokens.user_specials(texts[name][0])})
+            cause = (
+                f": the user text holds {', '.join(typed)}, read as control token(s) because escape_special_tokens=False"
+                if typed and not self.escape_special_tokens else ""
+            )
+            raise ValueError(f"the prompt has {placeholders} image placeholders for {len(grids)} images{cause}")
+        truncated = query_truncated or any(c for c, span in zip(cut, rendered.spans) if span.name != "instruction")
+        text = rendered.text if not any(cut) else self.tokenizer.decode(ids)
+        return _Pair(index, text, images, keys, grids, expanded, truncated)
 
     def fit_query(self, query: Content) -> tuple[Content, bool]:
-        """The query cut to ``max_query_tokens``, as every scoring (and fine-tuning) call sees it."""
-        q_text, q_truncated = self.truncate(query.text, self.max_query_tokens)
-        return Content(text=q_text, image=query.image, source=query.source, image_hash=query.image_hash), q_truncated
+        """The query as every scoring (and fine-tuning) call sees it, and whether its text is over
+        ``max_query_tokens`` (:meth:`prepare` cuts it by token ids inside the prompt)."""
+        return query, len(self.truncate(query.text, self.max_query_tokens + 1)[0]) > self.max_query_tokens
 
     def render_prompt(self, query: Content, document: Content, instruction: str) -> str:
         """The chat-templated text the model reads for one pair (images as their placeholder tokens).
@@ -244,14 +283,32 @@ class LycheeBackend(Backend):
         if q_truncated:
             logger.warning("query text truncated to %d tokens (max_query_tokens)", self.max_query_tokens)
 
-        pairs = [self.prepare(i, query, d, instruction, q_truncated) for i, d in enumerate(documents)]
+        slots = self._prepare_all(query, documents, instruction, q_truncated)
+        pairs = [p for p in slots if isinstance(p, _Pair)]
         call = _Call()
-        if self._fast:
+        if self._fast and pairs:
             self._start_preprocessing(pairs, call)
             if self.prefix_cache and len(pairs) > 1:
                 call.prefix = self._build_prefix(pairs, call, n_query_images=int(query.image is not None))
         self._run_batches(pairs, call, batch_size, call.prefix.length if call.prefix else 0, progress)
-        return [p.result or PairScore(error="not scored") for p in pairs]
+        return self._results(slots)
+
+    def _prepare_all(
+        self, query: Content, documents: Sequence[Content], instruction: str, q_truncated: bool
+    ) -> list[_Pair | PairScore]:
+        """Each pair's prompt, or its error: a document whose prompt cannot be built fails alone."""
+        slots: list[_Pair | PairScore] = []
+        for i, d in enumerate(documents):
+            try:
+                slots.append(self.prepare(i, query, d, instruction, q_truncated))
+            except Exception as exc:  # noqa: BLE001 - reported on that document, the others are scored
+                logger.warning("document %d: prompt not built: %s", i, exc)
+                slots.append(PairScore(error=f"prompt not built: {exc}"))
+        return slots
+
+    @staticmethod
+    def _results(slots: list[_Pair | PairScore]) -> list[PairScore]:
+        return [s if isinstance(s, PairScore) else (s.result or PairScore(error="not scored")) for s in slots]
 
     def _run_batches(
         self, pairs: list[_Pair], call: _Call, batch_size: int, offset: int, progress: ProgressCallback | None
@@ -286,15 +343,15 @@ class LycheeBackend(Backend):
         if len(merged) == 1 or not self._fast:
             return self._score_merged(groups, list(merged.values()), batch_size, progress)
         call = _Call()
-        pairs_by_group: list[list[_Pair]] = []
+        slots_by_group: list[list[_Pair | PairScore]] = []
         for query, docs, instruction in groups:
             query, truncated = self.fit_query(query)
-            pairs_by_group.append([self.prepare(i, query, d, instruction, truncated) for i, d in enumerate(docs)])
-        everything = [p for pairs in pairs_by_group for p in pairs]
+            slots_by_group.append(self._prepare_all(query, docs, instruction, truncated))
+        everything = [p for slots in slots_by_group for p in slots if isinstance(p, _Pair)]
         self._start_preprocessing(everything, call)
         self._run_batches(everything, call, batch_size, 0, progress)
         self.stats["coalesced_requests"] += len(groups)
-        return [[p.result or PairScore(error="not scored") for p in pairs] for pairs in pairs_by_group]
+        return [self._results(slots) for slots in slots_by_group]
 
     def _score_merged(self, groups, merged: list[list[int]], batch_size: int, progress) -> list[list[PairScore]]:
         """Groups that share query and instruction: one ``score_pairs`` call each, split back."""
@@ -521,6 +578,17 @@ class LycheeBackend(Backend):
     # ------------------------------------------------------------------ processor path
     def _encode(self, batch: list[_Pair]) -> Any:
         images = [im for p in batch for im in p.images]
+        if hasattr(getattr(self.model, "model", None), "get_rope_index"):
+            # Qwen-VL: the pair's own ids (escaped, cut by tokens) plus the image processor's
+            # output are exactly what the processor would build from the text, minus re-tokenizing.
+            input_ids, mask = self._pack(batch)
+            inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
+            if images:
+                with quiet_processor_warnings():
+                    pixels = self.processor.image_processor(images=images, return_tensors="pt")
+                inputs["pixel_values"] = pixels["pixel_values"].to(self.loaded.device, self.loaded.dtype)
+                inputs["image_grid_thw"] = pixels["image_grid_thw"].to(self.loaded.device)
+            return inputs
         with quiet_processor_warnings():
             inputs = self.processor(
                 text=[p.text for p in batch],

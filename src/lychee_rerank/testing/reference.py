@@ -4,6 +4,12 @@ One pair at a time, the prompt written out by hand from the published format (no
 package's prompt builder), the processor on that single pair, a full forward pass over every
 position with eager attention, softmax over [no, yes]. Nothing shared, nothing cached,
 nothing batched.
+
+``score(..., escape_special_tokens=True)`` keeps special-token strings in user text as plain
+text, as the engine does by default, by its own means: the template's control tokens are
+found by rendering the prompt with every user text replaced by as many ``x``; the text between
+them is tokenized with the tokenizer's ``split_special_tokens=True``. For ordinary text this
+gives the processor's ids (the tests check it), so it only matters for texts that hold such strings.
 """
 
 from __future__ import annotations
@@ -43,8 +49,7 @@ class NaiveReference:
             parts.append({"type": "text", "text": text})
         return parts
 
-    @torch.no_grad()
-    def score(self, query_text=None, query_image=None, doc_text=None, doc_image=None, instruction=INSTRUCTION):
+    def _text(self, query_text, query_image, doc_text, doc_image, instruction) -> str:
         user = (
             [{"type": "text", "text": f"<Instruct>: {instruction}"}, {"type": "text", "text": "<Query>:"}]
             + self._side(query_text, query_image)
@@ -55,9 +60,54 @@ class NaiveReference:
             {"role": "system", "content": [{"type": "text", "text": SYSTEM}]},
             {"role": "user", "content": user},
         ]
-        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def escaped_ids(self, query_text=None, query_image=None, doc_text=None, doc_image=None, instruction=INSTRUCTION):
+        """Prompt ids (image pads not expanded) with user text's special-token strings kept plain."""
+        tok = self.processor.tokenizer
+        text = self._text(query_text, query_image, doc_text, doc_image, instruction)
+        blank = self._text(
+            "x" * len(query_text) if query_text else None, query_image,
+            "x" * len(doc_text) if doc_text else None, doc_image, "x" * len(instruction),
+        )
+        assert len(blank) == len(text)
+        specials = sorted({str(t) for t in tok.added_tokens_decoder.values()}, key=len, reverse=True)
+        ids: list[int] = []
+        pos = 0
+        i = 0
+        while i < len(blank):
+            hit = next((t for t in specials if blank.startswith(t, i)), None)
+            if hit is None:
+                i += 1
+                continue
+            if i > pos:
+                ids += tok(text[pos:i], add_special_tokens=False, split_special_tokens=True)["input_ids"]
+            ids.append(tok.convert_tokens_to_ids(hit))
+            i += len(hit)
+            pos = i
+        if pos < len(text):
+            ids += tok(text[pos:], add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        return ids
+
+    @torch.no_grad()
+    def score(
+        self, query_text=None, query_image=None, doc_text=None, doc_image=None, instruction=INSTRUCTION,
+        escape_special_tokens: bool = False,
+    ):
+        text = self._text(query_text, query_image, doc_text, doc_image, instruction)
         images = [im for im in (query_image, doc_image) if im is not None] or None
-        inputs = self.processor(text=[text], images=images, return_tensors="pt")
+        if not escape_special_tokens:
+            inputs = self.processor(text=[text], images=images, return_tensors="pt")
+        else:
+            inputs = dict(self.processor.image_processor(images=images, return_tensors="pt")) if images else {}
+            pad = self.processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+            per_image = (inputs["image_grid_thw"].prod(-1) // 4).tolist() if images else []
+            ids: list[int] = []
+            for t in self.escaped_ids(query_text, query_image, doc_text, doc_image, instruction):
+                ids += [t] * int(per_image.pop(0)) if t == pad else [t]
+            inputs["input_ids"] = torch.tensor([ids])
+            inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+            inputs["mm_token_type_ids"] = (inputs["input_ids"] == pad).int()
         self.last_image_tokens = int(inputs["image_grid_thw"].prod(-1).sum()) // 4 if images else 0
         start = time.perf_counter()
         logits = self.model(**inputs).logits[0, -1]

