@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -13,6 +16,33 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    """Every process a test starts must stop with it; this is the net under the fixtures.
+
+    At the end of the session any descendant still running (a Streamlit, uvicorn or Ray
+    process a fixture missed) gets a few seconds to exit, then SIGTERM, then SIGKILL, and is
+    named on stderr so the leak gets fixed where it started.
+    """
+    yield
+    import psutil
+
+    leftovers = psutil.Process().children(recursive=True)
+    _, alive = psutil.wait_procs(leftovers, timeout=5)
+    if not alive:
+        return
+    names = []
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            names.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+            proc.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=10)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    sys.stderr.write("\nprocesses left running by the tests, now stopped:\n  " + "\n  ".join(names) + "\n")
 
 
 @pytest.fixture(scope="session")

@@ -215,3 +215,18 @@ def test_sigterm_to_lychee_ui_leaves_no_process_behind():
             urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
     finally:
         stop_session(proc, grace_s=5)
+
+
+def test_device_and_fifo_documents_are_refused_by_the_cli(tiny_model_dir, image_files, tmp_path):
+    """Issue 13, item 11 through the CLI: the shared image reader refuses them, the rest is scored."""
+    link = tmp_path / "zero.png"
+    link.symlink_to("/dev/zero")
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "a cat", str(link), str(fifo), str(image_files[0]),
+                     "--format", "json")
+    assert result.exit_code == 0, result.output
+    records = {r["index"]: r for r in json.loads(result.stdout)}
+    assert records[2]["error"] is None
+    for i in (0, 1):
+        assert "not a regular file" in records[i]["error"]

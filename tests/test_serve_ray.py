@@ -95,5 +95,7 @@ def test_two_replicas_answer_like_the_single_process_server(ray_local, tiny_mode
                 assert [r["relevance_score"] for r in got["results"]] == pytest.approx(
                     [r["relevance_score"] for r in want["results"]], abs=1e-6)
     finally:
-        single.stop()
-        serve.shutdown()
+        try:
+            single.stop()
+        finally:
+            serve.shutdown()  # the Serve proxy and replicas go even if the local server hung
