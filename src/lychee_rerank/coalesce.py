@@ -80,6 +80,9 @@ class Coalescer:
         """
         if slot.done.is_set():
             return slot.get(), 0
+        if slot.cancel.is_set():  # its request gave up while queued: nothing to start
+            self.discard(slot)
+            raise cancelled(0, slot.size)
         wait = self.max_wait_s - (time.monotonic() - slot.arrived)
         if wait > 0:
             time.sleep(wait)

@@ -40,7 +40,8 @@ class LiveServer:
         from lychee_rerank.http_limits import uvicorn_http_options
 
         settings = getattr(getattr(app, "state", None), "settings", None)
-        http = uvicorn_http_options(settings.max_header_bytes) if settings is not None else {}
+        limit = getattr(settings, "max_header_bytes", None)
+        http = uvicorn_http_options(limit) if limit is not None else {}
         config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5, **http)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
