@@ -246,6 +246,7 @@ def create_app(
         ``finally`` marks its work abandoned and the model stops at its next batch boundary."""
         task = asyncio.ensure_future(work)
         watch = asyncio.ensure_future(client_gone())
+        watch.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failed watch is no news
         try:
             await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -189,7 +189,10 @@ class LiteBackend(Backend):
                 else:
                     for i in batch:
                         analyse_one(i)
-                self._embed_fields([docs[i] for i in batch])
+                try:
+                    self._embed_fields([docs[i] for i in batch])
+                except Exception:  # noqa: BLE001 - scoring below finds and isolates the bad document
+                    pass
                 if progress is not None:
                     progress(batch.stop, total)
         finally:
