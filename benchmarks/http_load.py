@@ -2,13 +2,20 @@
 
 Usage:
   python benchmarks/http_load.py [--backend lite|lychee] [--model DIR] [--clients 16] [--duration 30]
-                                 [--docs 8] [--images 0]
+                                 [--docs 8] [--images 0] [--invalid 0.2] [--abandon 0.1]
 
 Starts `lychee serve` as a subprocess on 127.0.0.1 (a free port), waits for /health, then runs
 the clients (threads, one httpx connection each) against POST /v1/rerank. Every response is
 checked: status 200, JSON, one result per document, indexes a permutation, scores in 0-1 and
 sorted. Prints requests/s, p50/p90/p99 latency and counts of lost (transport error) and
 malformed responses, then stops the server. Only loopback traffic; the run is bounded in time.
+
+``--invalid F`` makes a fraction F of the requests hostile or careless (NaN threshold, boolean
+top_n, empty or zero-width query, broken JSON, bad base64, a path with a NUL byte): each must
+get its expected status with a JSON error body (or, for a bad document, a 200 in which only
+that document failed). ``--abandon F`` makes a fraction F long requests whose client gives up
+after 0.3 s (the server must stop that work at its next batch boundary); they are counted
+apart, not as lost. The machine's load average is printed before and after.
 Without --model and with --backend lychee, the tiny random checkpoint is built and served.
 """
 
@@ -18,6 +25,7 @@ import argparse
 import base64
 import io
 import os
+import random
 import signal
 import socket
 import statistics
@@ -69,11 +77,78 @@ def check(body: dict, n_docs: int) -> str | None:
     return None
 
 
-def client(url: str, stop_at: float, payloads: list[dict], out: dict, lock: threading.Lock, seed: int) -> None:
+#: (name, raw JSON body, the statuses that are right for it, index of the document that must fail alone).
+INVALID: list[tuple[str, bytes, set[int], int | None]] = [
+    ("nan threshold", b'{"query": "cat", "documents": ["a"], "score_threshold": NaN}', {422}, None),
+    ("bool top_n", b'{"query": "cat", "documents": ["a", "b"], "top_n": true}', {422}, None),
+    ("empty query", b'{"query": "", "documents": ["a"]}', {422}, None),
+    ("zero-width query", '{"query": "\u200b\u200d\ufeff", "documents": ["a"]}'.encode(), {422}, None),
+    ("broken json", b'{"query": "cat", "documents": [', {400, 422}, None),
+    ("no documents field", b'{"query": "cat"}', {422}, None),
+    ("bad base64", b'{"query": "cat", "documents": ["a", {"image": "data:image/png;base64,!!!!"}]}', {200}, 1),
+    ("nul path", b'{"query": "cat", "documents": [{"image": "x\u0000y"}, "b"]}', {200}, 0),
+]
+
+
+def check_invalid(r: httpx.Response, expected: set[int], failing: int | None) -> str | None:
+    """Why the answer to a hostile request is wrong, or None."""
+    if r.status_code not in expected:
+        return f"status {r.status_code}, expected {sorted(expected)}"
+    try:
+        body = r.json()
+    except ValueError:
+        return "not JSON"
+    if failing is None:
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict) or not error.get("message") or not error.get("type"):
+            return "no JSON error body"
+        return None
+    results = {x.get("index"): x for x in body.get("results", [])}
+    if "error" not in results.get(failing, {}):
+        return "the bad document did not fail"
+    if any("error" in x for i, x in results.items() if i != failing):
+        return "a good document failed"
+    return None
+
+
+def client(
+    url: str, stop_at: float, payloads: list[dict], out: dict, lock: threading.Lock, seed: int,
+    invalid: float = 0.0, abandon: float = 0.0, long_payload: dict | None = None,
+) -> None:
     latencies, statuses, lost, malformed = [], {}, 0, []
+    rng = random.Random(seed)
+    counts = {"valid": 0, "invalid": 0, "abandoned": 0, "abandoned_answered": 0}
     with httpx.Client(base_url=url, timeout=120) as c:
         i = seed
         while time.monotonic() < stop_at:
+            draw = rng.random()
+            if long_payload is not None and draw < abandon:
+                counts["abandoned"] += 1
+                try:  # its own connection, closed by the client after 0.3 s
+                    with httpx.Client(base_url=url, timeout=0.3) as impatient:
+                        impatient.post("/v1/rerank", json=long_payload)
+                    counts["abandoned_answered"] += 1
+                except httpx.TimeoutException:
+                    pass
+                except httpx.HTTPError as exc:
+                    lost += 1
+                    malformed.append(f"abandoned: transport {type(exc).__name__}")
+                continue
+            if draw < abandon + invalid:
+                name, raw, expected, failing = INVALID[rng.randrange(len(INVALID))]
+                counts["invalid"] += 1
+                try:
+                    r = c.post("/v1/rerank", content=raw, headers={"content-type": "application/json"})
+                except httpx.HTTPError as exc:
+                    lost += 1
+                    malformed.append(f"transport ({name}): {type(exc).__name__}")
+                    continue
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                problem = check_invalid(r, expected, failing)
+                if problem:
+                    malformed.append(f"{name}: {problem}")
+                continue
+            counts["valid"] += 1
             payload = payloads[i % len(payloads)]
             i += 1
             started = time.perf_counter()
@@ -93,6 +168,8 @@ def client(url: str, stop_at: float, payloads: list[dict], out: dict, lock: thre
                 if problem:
                     malformed.append(problem)
     with lock:
+        for k, v in counts.items():
+            out["kinds"][k] = out["kinds"].get(k, 0) + v
         out["latencies"].extend(latencies)
         out["lost"] += lost
         out["malformed"].extend(malformed)
@@ -108,6 +185,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--docs", type=int, default=8)
     parser.add_argument("--images", type=int, default=0, help="Image documents among --docs.")
+    parser.add_argument("--invalid", type=float, default=0.0, help="Fraction of hostile/careless requests.")
+    parser.add_argument("--abandon", type=float, default=0.0, help="Fraction of long requests given up after 0.3 s.")
     args = parser.parse_args()
     if args.clients > 64 or args.duration > 600:
         sys.exit("bounded run: at most 64 clients and 600 s")
@@ -153,12 +232,20 @@ def main() -> None:
             for payload in payloads[:2]:
                 c.post("/v1/rerank", json=payload).raise_for_status()
 
-        out: dict = {"latencies": [], "lost": 0, "malformed": [], "statuses": {}}
+        long_payload = {
+            "query": TEXTS[0], "documents": [f"{TEXTS[j % len(TEXTS)]} {j} " * 40 for j in range(200)],
+        }
+        out: dict = {"latencies": [], "lost": 0, "malformed": [], "statuses": {}, "kinds": {}}
         lock = threading.Lock()
+        load_before = os.getloadavg()
         stop_at = time.monotonic() + args.duration
         t0 = time.perf_counter()
         threads = [
-            threading.Thread(target=client, args=(url, stop_at, payloads, out, lock, i)) for i in range(args.clients)
+            threading.Thread(
+                target=client, args=(url, stop_at, payloads, out, lock, i),
+                kwargs={"invalid": args.invalid, "abandon": args.abandon, "long_payload": long_payload},
+            )
+            for i in range(args.clients)
         ]
         for t in threads:
             t.start()
@@ -173,9 +260,16 @@ def main() -> None:
         p50, p90, p99 = (q[k] * 1000 for k in (49, 89, 98))
         print(f"latency p50={p50:.0f} ms p90={p90:.0f} ms p99={p99:.0f} ms max={lat[-1] * 1000:.0f} ms")
         print(f"lost={out['lost']} malformed={len(out['malformed'])} {sorted(set(out['malformed']))[:5]}")
+        print(f"request kinds: {out['kinds']}")
+        load_after = os.getloadavg()
+        print(f"load average (1/5/15 min) before {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f}, "
+              f"after {load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f}; {os.cpu_count()} CPUs")
+        time.sleep(2)  # let the last abandoned job reach its batch boundary
         metrics = httpx.get(f"{url}/metrics").text
         errors = [line for line in metrics.splitlines() if line.startswith("lychee_errors_total")]
         print("server errors:", errors or "none")
+        stopped = [line for line in metrics.splitlines() if line.startswith("lychee_abandoned_")]
+        print("abandoned work stopped:", stopped or "none")
         if out["lost"] or out["malformed"]:
             sys.exit(1)
     finally:

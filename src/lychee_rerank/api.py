@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 _TINY_PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGM4IScHAAK2AQU0pnWqAAAAAElFTkSuQmCC"
@@ -20,6 +20,16 @@ class _Lenient(BaseModel):
     """Unknown fields (``max_tokens_per_doc``, ``rank_fields``, ...) are ignored, not rejected."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+def _not_bool(value: Any) -> Any:
+    """JSON ``true`` is not the number 1: a client sending it has a bug worth a 422."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+NoBool = BeforeValidator(_not_bool)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -88,11 +98,13 @@ class RerankRequest(_Lenient):
     model: Optional[str] = Field(None, description="Accepted for client compatibility; the server's model answers.")
     query: QueryInput = Field(..., description="The query: text, an image, or both.")
     documents: list[RerankInput] = Field(..., description="Candidates to rank: texts, images, or both per document.")
-    top_n: Optional[int] = Field(None, ge=0, description="Return only the best N (failed documents are always listed).")
+    top_n: Optional[Annotated[int, NoBool]] = Field(None, ge=0, description="Return only the best N (failed documents are always listed).")
     return_documents: bool = Field(False, description="Echo each document (as sent) in its result.")
     instruction: Optional[Instruction] = None
     template: Optional[str] = Field(None, description="Name of a built-in instruction template (see `lychee templates`).")
-    score_threshold: Optional[float] = Field(None, description="Drop results scoring below this (0-1).")
+    score_threshold: Optional[Annotated[float, NoBool]] = Field(
+        None, allow_inf_nan=False, description="Drop results scoring below this (0-1); a finite number."
+    )
 
     model_config = ConfigDict(
         extra="ignore",

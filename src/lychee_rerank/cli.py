@@ -396,7 +396,12 @@ def serve(
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key_value:
         err.print(f"[yellow]warning:[/] listening on {settings.host} without --api-key: anyone who can reach it can use it")
     err.print(f"[dim]lychee serve: http://{settings.host}:{settings.port} (docs at /docs); loading the model...[/]")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    from .http_limits import uvicorn_http_options
+
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+        **uvicorn_http_options(settings.max_header_bytes),
+    )
 
 
 @app.command()

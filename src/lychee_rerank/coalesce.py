@@ -71,14 +71,18 @@ class Coalescer:
         rr: LycheeReranker,
         slot: Slot,
         progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], BaseException] = lambda: RuntimeError("cancelled"),
+        cancelled: Callable[[int, int], BaseException] = lambda done, total: RuntimeError("cancelled"),
     ) -> tuple[list[RerankResult], int]:
         """On the model thread: this slot's results, and how many requests shared the pass.
 
-        The pass stops at its next batch once every request it serves has given up.
+        The pass stops at its next batch once every request it serves has given up, raising
+        ``cancelled(done, total)``.
         """
         if slot.done.is_set():
             return slot.get(), 0
+        if slot.cancel.is_set():  # its request gave up while queued: nothing to start
+            self.discard(slot)
+            raise cancelled(0, slot.size)
         wait = self.max_wait_s - (time.monotonic() - slot.arrived)
         if wait > 0:
             time.sleep(wait)
@@ -98,7 +102,7 @@ class Coalescer:
             if progress is not None:
                 progress(done, total)
             if all(s.cancel.is_set() for s in taken):
-                raise cancelled()
+                raise cancelled(done, total)
 
         try:
             outcomes = rr.rerank_many([s.call for s in taken], batch_size=self.batch_size, progress=on_batch)

@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import stat
+import unicodedata
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -151,9 +152,15 @@ def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: P
 def to_query(obj: InputLike, *, limits: ImageLimits | None = None) -> Content:
     """Like :func:`to_content`, but an empty query is an error: nothing can be ranked against it."""
     query = to_content(obj, limits=limits)
-    if not query.has_image and not (query.text or "").strip():
+    if not query.has_image and is_blank(query.text):
         raise InputError("query is empty: give text, an image, or both")
     return query
+
+
+def is_blank(text: str | None) -> bool:
+    """True when ``text`` has nothing visible: whitespace and format characters (zero-width
+    space and joiners, BOM, bidi marks: Unicode category Cf) only."""
+    return not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text or "")
 
 
 def decode_data_uri(uri: str) -> bytes:
@@ -166,10 +173,18 @@ def decode_data_uri(uri: str) -> bytes:
         raise InputError(f"unsupported data: URI media type {mime!r}: only image/* is accepted")
     if ";base64" not in header.lower():
         raise InputError("unsupported data: URI: only base64-encoded payloads are accepted")
+    # Strict decoding: a lenient one drops every character outside the alphabet, so junk
+    # became "empty image data" instead of the real problem. Whitespace and the URL-safe
+    # alphabet are still accepted.
+    compact = "".join(payload.split())
+    altchars = b"-_" if ("-" in compact or "_" in compact) else None
     try:
-        return base64.b64decode(payload, validate=False)
+        data = base64.b64decode(compact, altchars=altchars, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InputError(f"data: URI payload is not valid base64 ({exc})") from exc
+    if compact and not data:
+        raise InputError("data: URI payload is not valid base64 (nothing decodes from it)")
+    return data
 
 
 def _read_path(path: Path, limits: ImageLimits) -> bytes:

@@ -6,6 +6,8 @@ before its body is read, and nothing is buffered twice.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hmac
 import json
 import logging
@@ -125,13 +127,45 @@ class AuthMiddleware:
         )
 
 
-class BodyLimitMiddleware:
-    """Refuses bodies over ``max_request_bytes`` before they are parsed, declared or chunked."""
+#: The ASGI ``receive`` of the request being handled, once its body has been read: a route
+#: awaits it to learn that the client went away (see :func:`client_gone`).
+_RECEIVE: contextvars.ContextVar[Optional[Callable]] = contextvars.ContextVar("lychee_receive", default=None)
 
-    def __init__(self, app: Any, max_bytes: int, metrics: ServerMetrics):
+
+async def client_gone() -> bool:
+    """Returns once the current request's client disconnects (True); never returns otherwise.
+
+    The body has been read by then, so the next ASGI message can only be ``http.disconnect``
+    (the server sends it when the connection drops, or once the response is complete).
+    Without a known ``receive`` it waits forever, which is the safe answer.
+    """
+    receive = _RECEIVE.get()
+    if receive is None:
+        await asyncio.Event().wait()
+    while True:
+        message = await receive()  # type: ignore[misc]
+        if message["type"] == "http.disconnect":
+            return True
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over ``max_request_bytes`` before they are parsed, declared or chunked,
+    and bodies that stop arriving (shorter than their ``Content-Length``) after ``read_timeout_s``."""
+
+    def __init__(self, app: Any, max_bytes: int, metrics: ServerMetrics, read_timeout_s: float = 10.0):
         self.app = app
         self.max_bytes = max_bytes
         self.metrics = metrics
+        self.read_timeout_s = read_timeout_s
+
+    async def _stalled(self, send: Callable, received: int, declared: Optional[str]) -> None:
+        self.metrics.errors.labels("validation").inc()
+        expected = f" of the {int(declared):,} declared" if declared is not None and declared.isdigit() else ""
+        await _send_json(send, 400, {"error": {
+            "type": "invalid_request",
+            "message": f"request body incomplete: {received:,} bytes{expected} received, then nothing for "
+                       f"{self.read_timeout_s:g} s",
+        }}, headers=[(b"connection", b"close")])
 
     async def _refuse(self, send: Callable, size: int, at_least: bool) -> None:
         self.metrics.errors.labels("limit").inc()
@@ -143,6 +177,7 @@ class BodyLimitMiddleware:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            _RECEIVE.set(receive)
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
@@ -153,7 +188,11 @@ class BodyLimitMiddleware:
         chunks: list[bytes] = []
         total = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+            except asyncio.TimeoutError:
+                await self._stalled(send, total, declared)
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -174,4 +213,5 @@ class BodyLimitMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
+        _RECEIVE.set(replay)
         await self.app(scope, replay, send)

@@ -50,6 +50,7 @@ from .middleware import (
     BodyLimitMiddleware,
     InternalErrorMiddleware,
     MetricsMiddleware,
+    client_gone,
 )
 from .prompt import build_messages, resolve_instruction
 from .reading import InvalidQuery, Prepared, RequestReader, merge_results
@@ -68,6 +69,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong API key."},
     413: {"model": ErrorResponse, "description": "A limit was passed; the body names it, the value and the maximum."},
     422: {"model": ErrorResponse, "description": "The request is malformed or its query cannot be used."},
+    431: {"model": ErrorResponse, "description": "Request line and headers over max_header_bytes."},
     503: {"model": ErrorResponse, "description": "Model loading, or queue full (see Retry-After)."},
     504: {"model": ErrorResponse, "description": "The request took longer than request_timeout_s."},
 }
@@ -208,7 +210,9 @@ def create_app(
     app.state.reader = reader
 
     # Outermost last: metrics see everything, auth runs before any body is read.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes, metrics=metrics)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_request_bytes, metrics=metrics, read_timeout_s=settings.body_timeout_s
+    )
     if settings.api_key_value:
         app.add_middleware(AuthMiddleware, api_key=settings.api_key_value, metrics=metrics)
     app.add_middleware(InternalErrorMiddleware, metrics=metrics)
@@ -237,10 +241,26 @@ def create_app(
         except asyncio.TimeoutError:
             raise timeout_error(t0) from None
 
+    async def until_client_gone(work: Any) -> Any:
+        """Await ``work``; if the client disconnects first, stop waiting (499) so the request's
+        ``finally`` marks its work abandoned and the model stops at its next batch boundary."""
+        task = asyncio.ensure_future(work)
+        watch = asyncio.ensure_future(client_gone())
+        watch.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failed watch is no news
+        try:
+            await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        metrics.errors.labels("client_gone").inc()
+        raise ApiError(499, "client_closed_request", "the client closed the connection before the answer")
+
     async def on_model(route: str, t0: float, job: Callable[[threading.Event], Any]) -> Any:
         try:
             began = time.perf_counter()
-            result = await worker.run(job, deadline_left(t0))
+            result = await until_client_gone(worker.run(job, deadline_left(t0)))
             metrics.model_latency.labels(route).observe(time.perf_counter() - began)
             return result
         except Overloaded:
@@ -258,12 +278,20 @@ def create_app(
 
         def progress(done: int, total: int) -> None:
             nonlocal last
-            metrics.batch_size.observe(done - last)
+            metrics.batch_size.observe(max(done - last, 0))
             last = done
             if cancel.is_set():
+                metrics.abandoned_jobs.inc()
+                metrics.abandoned_pairs.inc(max(total - done, 0))
                 raise Cancelled()
 
         return progress
+
+    def abandoned(done: int, total: int) -> BaseException:
+        """What a shared pass raises at a batch boundary once every request it serves gave up."""
+        metrics.abandoned_jobs.inc()
+        metrics.abandoned_pairs.inc(max(total - done, 0))
+        return Cancelled()
 
     def resolve(rr: LycheeReranker, instruction: Optional[str], template: Optional[str]) -> str:
         try:
@@ -298,7 +326,7 @@ def create_app(
             oom_before = stats.get("oom_backoffs", 0)
             # A merged pass serves several requests: one request's timeout does not stop it (that
             # request still gets its 504 on time); it stops once all of them have given up.
-            results, shared = coalescer.run(rr, slot, progress=batch_observer(threading.Event()), cancelled=Cancelled)
+            results, shared = coalescer.run(rr, slot, progress=batch_observer(threading.Event()), cancelled=abandoned)
             if shared:
                 metrics.coalesced.observe(shared)
             metrics.oom_backoffs.inc(stats.get("oom_backoffs", 0) - oom_before)
@@ -427,6 +455,9 @@ def create_app(
         )
         return JSONResponse(payload.model_dump(), status_code=200 if holder.status == "ok" else 503)
 
+    # Load balancers probe with HEAD too; same answer, no body (kept out of the schema: one operation).
+    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
+
     @app.get("/metrics", tags=["service"], summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
@@ -489,7 +520,8 @@ def _install_openapi(app: FastAPI, settings: ServerSettings) -> None:
             if settings.api_key_value:
                 schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
                 schema["security"] = [{"bearer": []}]
-                schema["paths"]["/health"]["get"]["security"] = []
+                for method in schema["paths"]["/health"].values():
+                    method["security"] = []
             app.openapi_schema = schema
         return app.openapi_schema
 

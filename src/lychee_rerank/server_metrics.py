@@ -43,6 +43,14 @@ class ServerMetrics:
         self.oom_backoffs = Counter(
             "lychee_oom_backoffs", "CUDA out-of-memory events answered by halving the batch.", registry=r
         )
+        self.abandoned_jobs = Counter(
+            "lychee_abandoned_jobs",
+            "Model jobs stopped at a batch boundary because every request they served gave up (timeout, disconnect).",
+            registry=r,
+        )
+        self.abandoned_pairs = Counter(
+            "lychee_abandoned_pairs", "Pairs left unscored because their requests gave up.", registry=r
+        )
         self.queue_depth = Gauge("lychee_queue_depth", "Requests admitted to the model (running + waiting).", registry=r)
         self.model_loaded = Gauge("lychee_model_loaded", "1 once the model is loaded.", registry=r)
 

@@ -57,6 +57,13 @@ class ServerSettings(BaseSettings):
     max_text_chars: int = Field(100_000, ge=1, description="Characters in one query, document or instruction text.")
     request_timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit for one request; past it: 504.")
     max_queue: int = Field(64, ge=1, description="Requests admitted to the model (running + waiting); past it: 503.")
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="Request line and headers together; past it: 431 and the connection is closed."
+    )
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds to wait for the next part of a request body (a body shorter than its "
+        "Content-Length); past it: 400."
+    )
 
     @field_validator("allow_local_dir")
     @classmethod

@@ -118,13 +118,21 @@ def load_image(spec: str, policy: SourcePolicy, fetcher: "UrlFetcher | None" = N
 
 
 def _path_or_base64(spec: str, policy: SourcePolicy, name: str) -> bytes:
-    """A bare string: an existing file under the allowed directory if there is one, else base64."""
+    """A bare string: base64 of an image, else an existing file under the allowed directory, else an error.
+
+    Base64 is tried first when it decodes to something with an image header: a raw JPEG's
+    base64 starts with ``/9j/`` and would otherwise be read as an absolute path (and refused).
+    A real path is never valid base64 of an image (a ``.`` is not in the alphabet).
+    """
+    decoded = _image_base64(spec)
+    if decoded is not None:
+        return decoded
     if policy.allow_local_dir is not None and len(spec) <= 4096:
         try:
             return read_local(spec, policy, name=name)
         except _NotFound:
             pass  # not a file there: perhaps base64
-    detail = "not base64"
+    detail = "not valid base64"
     if _BASE64.match(spec):
         try:
             return base64.b64decode("".join(spec.split()), validate=True)
@@ -142,11 +150,32 @@ class _NotFound(SourceError):
     pass
 
 
+def _image_base64(spec: str) -> Optional[bytes]:
+    """The decoded bytes when ``spec`` is valid base64 whose content PIL recognises as an image."""
+    if not _BASE64.match(spec):
+        return None
+    try:
+        data = base64.b64decode("".join(spec.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Image.open(io.BytesIO(data)).close()  # reads the header only
+    except Image.DecompressionBombError:
+        return data  # an image all right: check_image_size refuses it with the limit named
+    except Exception:  # noqa: BLE001 - not an image header: perhaps a path
+        return None
+    return data
+
+
 def read_local(path_text: str, policy: SourcePolicy, *, name: str = "image") -> bytes:
     """Read a file that resolves inside ``policy.allow_local_dir``; ``..`` and symlinks out are refused."""
     root = policy.allow_local_dir
     if root is None:
         raise SourceError(f"{name}: refused: file paths are disabled (start the server with --allow-local-dir DIR)")
+    if "\x00" in path_text:
+        raise SourceError(f"{name}: refused: the image path contains a NUL byte")
     relative = Path(path_text)
     if ".." in relative.parts:
         raise SourceError(f"{name}: refused: '..' is not allowed in image paths")
@@ -164,12 +193,20 @@ def read_local(path_text: str, policy: SourcePolicy, *, name: str = "image") -> 
         fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise _NotFound(f"{name}: image file not found under the allowed directory: {path_text}") from None
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"{name}: cannot read {path_text} ({getattr(exc, 'strerror', None) or exc})") from None
+    # The type is checked on the descriptor before it becomes a file object: fdopen() itself
+    # raises on a directory, and a FIFO or device must never be read.
+    try:
+        info = os.fstat(fd)
     except OSError as exc:
+        os.close(fd)
         raise SourceError(f"{name}: cannot read {path_text} ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise SourceError(f"{name}: {path_text} is {kind}; expected an image file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SourceError(f"{name}: not a regular file: {path_text}")
         if info.st_size > policy.max_image_bytes:
             raise LimitExceeded(
                 "max_image_bytes", info.st_size, policy.max_image_bytes,
@@ -188,11 +225,40 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: the last 32 bits are IPv4
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local-use prefix: operator-defined
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for (mapped, 6to4, Teredo, NAT64), if any.
+
+    Such an address reaches what it embeds (``2002:7f00:1::`` is 6to4 for 127.0.0.1), so the
+    policy judges the embedded address, not the IPv6 wrapper.
+    """
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)  # (server, client): both must be public
+    if ip in _NAT64:
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
+
+
 def address_refusal(address: str) -> Optional[str]:
     """Why ``address`` may not be fetched from, or None when it is a public unicast address."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return f"NAT64 local-use address {ip}"
+        embedded = embedded_ipv4(ip)
+        for inner in embedded:
+            reason = address_refusal(str(inner))
+            if reason is not None:
+                return f"{reason} (embedded in {ip})"
+        if embedded:
+            return None
     for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
         if getattr(ip, f"is_{kind}"):
             return f"{kind.replace('_', '-')} address {ip}"
@@ -217,21 +283,62 @@ def checked_addresses(host: str, port: int, resolver: Resolver) -> list[str]:
     return addresses
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every read and write ends by one deadline.
+
+    httpcore's timeouts apply per socket operation, so a server dripping one header byte a
+    second would hold a fetch forever; here each operation gets only the time that is left.
+    """
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self.stream = stream
+        self.deadline = deadline
+
+    def _left(self, timeout: Optional[float], error: type[Exception]) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise error("deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        return self.stream.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self.stream.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):  # type: ignore[no-untyped-def]
+        stream = self.stream.start_tls(ssl_context, server_hostname, self._left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(stream, self.deadline)
+
+    def get_extra_info(self, info: str):  # type: ignore[no-untyped-def]
+        return self.stream.get_extra_info(info)
+
+
 class _PinnedBackend(httpcore.SyncBackend):
     """Connects to the address that was checked, whatever name the URL carries.
 
     The URL keeps its host name, so the ``Host`` header, TLS SNI and certificate checks use it.
+    Every socket operation ends by ``deadline`` (connect, headers and body share one budget).
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, deadline: float = float("inf")) -> None:
         self.address = address
+        self.deadline = deadline
 
     def _target(self, port: int) -> tuple[str, int]:
         return self.address, port
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[override]
         address, port = self._target(port)
-        return super().connect_tcp(address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ConnectTimeout("deadline passed")
+        timeout = left if timeout is None else min(timeout, left)
+        stream = super().connect_tcp(address, port, timeout=timeout, local_address=local_address, socket_options=socket_options)
+        return _DeadlineStream(stream, self.deadline)
 
 
 class UrlFetcher:
@@ -274,7 +381,7 @@ class UrlFetcher:
         remaining = max(deadline - time.monotonic(), 0.001)
         timeouts = {"connect": remaining, "read": remaining, "write": remaining, "pool": remaining}
         try:
-            with httpcore.ConnectionPool(network_backend=_PinnedBackend(address), max_connections=1) as pool:
+            with httpcore.ConnectionPool(network_backend=_PinnedBackend(address, deadline), max_connections=1) as pool:
                 with pool.stream(
                     "GET", url, headers={"Accept": "image/*", "User-Agent": "lychee-rerank"},
                     extensions={"timeout": timeouts},

@@ -36,7 +36,13 @@ class LiveServer:
         self.sock.bind((LOOPBACK, 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{LOOPBACK}:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        # The parser options `lychee serve` uses (request head cap), from the app's own settings.
+        from lychee_rerank.http_limits import uvicorn_http_options
+
+        settings = getattr(getattr(app, "state", None), "settings", None)
+        limit = getattr(settings, "max_header_bytes", None)
+        http = uvicorn_http_options(limit) if limit is not None else {}
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5, **http)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

