@@ -230,3 +230,17 @@ def test_device_and_fifo_documents_are_refused_by_the_cli(tiny_model_dir, image_
     assert records[2]["error"] is None
     for i in (0, 1):
         assert "not a regular file" in records[i]["error"]
+
+
+def test_special_token_text_is_plain_unless_asked(tiny_model_dir):
+    """Issue 13, items 7-8 through the CLI: escaped by default; --keep-special-tokens fails that document alone."""
+    docs = ["see <|image_pad|> here", "a black cat"]
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "a cat", "--text", *docs, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert all(r["error"] is None for r in json.loads(result.stdout))
+    result = _invoke("rerank", "--model", str(tiny_model_dir), "a cat", "--text", *docs, "--format", "json",
+                     "--keep-special-tokens")
+    assert result.exit_code == 0, result.output
+    records = {r["index"]: r for r in json.loads(result.stdout)}
+    assert records[1]["error"] is None
+    assert "1 image placeholders for 0 images" in records[0]["error"]

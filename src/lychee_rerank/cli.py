@@ -130,6 +130,10 @@ def rerank(
     attn: str = typer.Option("auto", "--attn", help="auto, flash_attention_2, sdpa or eager."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Pixel budget per image (default 1280*28*28)."),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory (from `lychee finetune`) or hub id."),
+    keep_special_tokens: bool = typer.Option(
+        False, "--keep-special-tokens",
+        help="Tokenize special-token strings in user text (<|im_end|>, ...) as control tokens, as upstream does.",
+    ),
 ) -> None:
     """Rerank documents (images, texts, or both) against a query."""
     if instruction is not None and template is not None:
@@ -149,7 +153,8 @@ def rerank(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
     rr = _load_reranker(backend, model, device=device, dtype=dtype, attn=attn, max_pixels=max_pixels,
-                        scoring=scoring.value, adapter=adapter, templates_file=templates_file)
+                        scoring=scoring.value, adapter=adapter, templates_file=templates_file,
+                        escape_special_tokens=not keep_special_tokens)
 
     try:
         if len(documents) >= PROGRESS_MIN_DOCS:
@@ -185,7 +190,7 @@ def rerank(
 def _load_reranker(
     backend: str, model: str | None, *, device: str = "auto", dtype: str = "auto", attn: str = "auto",
     max_pixels: int | None = None, scoring: str = "yesno", adapter: str | None = None,
-    templates_file: Path | None = None,
+    templates_file: Path | None = None, escape_special_tokens: bool = True,
 ) -> Any:
     """Load the reranker the way every command does, or exit with a one-line reason."""
     from .engine import LycheeReranker
@@ -200,6 +205,8 @@ def _load_reranker(
     kwargs: dict[str, Any] = {"templates_file": templates_file}
     if chosen == "lychee":
         kwargs.update(device=device, dtype=dtype, attn_implementation=attn, scoring=scoring, adapter=adapter)
+        if not escape_special_tokens:
+            kwargs["escape_special_tokens"] = False
         if max_pixels is not None:
             kwargs["max_pixels"] = max_pixels
     try:
