@@ -152,7 +152,7 @@ def gallery_tab(rr: LycheeReranker, lang: str, opts: dict) -> None:
                     st.session_state.setdefault(key, uploads.default_caption(u))
                     with col:
                         st.image(u.thumbnail_uri, caption=u.name, width="stretch")
-                        captions.append(st.text_area(t("caption_for", lang), key=key, height=68,
+                        captions.append(st.text_area(f"{t('caption_for', lang)} · {u.name}", key=key, height=68,
                                                      placeholder=t("caption_placeholder", lang), label_visibility="collapsed"))
     signature = [(u.digest, (c or "").strip()) for u, c in zip(good, captions)]
 
