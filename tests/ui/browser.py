@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,20 +35,24 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_ui(*args: str, env: dict | None = None, timeout: float = 180) -> Iterator[str]:
+def running_ui(*args: str, env: dict | None = None, timeout: float = 180, log: Path | None = None) -> Iterator[str]:
+    """``log``: where the UI's output goes (a file never fills up and blocks the server as a pipe can)."""
     port = free_port()
     lychee = str(Path(sys.executable).parent / "lychee")
+    sink = open(log, "w", encoding="utf-8") if log is not None else subprocess.PIPE  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [lychee, "ui", "--port", str(port), "--host", "127.0.0.1", *args],
         env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=sink, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # its own process group: stopping it stops Streamlit, its child, too
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"lychee ui exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+                early = proc.stdout.read() if proc.stdout else Path(log).read_text() if log else ""
+                raise RuntimeError(f"lychee ui exited early:\n{early}")
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -58,11 +63,16 @@ def running_ui(*args: str, env: dict | None = None, timeout: float = 180) -> Ite
             raise TimeoutError("lychee ui did not become healthy")
         yield url
     finally:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if log is not None:
+            sink.close()  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import lychee_rerank.ui.app as app_module
+import lychee_rerank.ui
 
 
-APP = str(Path(app_module.__file__))
+APP = str(Path(lychee_rerank.ui.__file__).parent / "app.py")  # not imported: it runs the app
 
 
 @pytest.fixture()

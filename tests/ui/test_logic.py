@@ -90,6 +90,8 @@ def test_evidence_line_is_one_readable_line():
     assert evidence_line(_r(0, 0.7, 1, yes_logit=2.3141, no_logit=-1.05), "en") == "yes 2.31 · no -1.05"
     assert evidence_line(_r(0, 0.1, 1, evidence={"backend": "lite", "matched_tags": []}), "en") == "no matching tag, text or colour"
     assert evidence_line(_r(0, 0.0, 1, error="bad"), "en") == ""
+    text_doc = _r(0, 0.9, 1, evidence={"backend": "lite", "channels": {"text": 0.912}, "query": "text"})
+    assert evidence_line(text_doc, "en") == "text match 0.91" and evidence_line(text_doc, "zh") == "文本匹配 0.91"
 
 
 def test_uploads_are_sorted_like_the_cli_reads_a_folder():

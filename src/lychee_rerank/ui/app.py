@@ -18,6 +18,7 @@ from lychee_rerank.results import to_csv, to_json
 from lychee_rerank.ui.i18n import default_language, t, translate_error
 from lychee_rerank.ui.logic import (
     CARD_CSS,
+    CARDS_PER_ROW,
     UploadSet,
     card_html,
     classify_uploads,
@@ -31,7 +32,6 @@ from lychee_rerank.ui.logic import (
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 MODES = ("gallery", "single", "batch")
-CARDS_PER_ROW = 4
 CUSTOM = "__custom__"
 #: Sidebar widgets that only some modes show. Streamlit forgets a widget's value when a run
 #: does not draw it; re-assigning the value at the top of each run keeps it across mode switches.
@@ -179,12 +179,13 @@ def gallery_tab(rr: LycheeReranker, lang: str, opts: dict) -> None:
                 st.error(f"{t('error', lang)}: {translate_error(str(exc), lang)}")
                 return
             bar.empty()
-            st.session_state["gallery_results"] = stored = (results, signature)
+            label = (opts["query"] or "").strip() or (opts["query_image"].name if opts["query_image"] else "")
+            st.session_state["gallery_results"] = stored = (results, signature, label)
             st.rerun()  # draw the page again with the preview collapsed and the results first
     if stored:
-        results, used = stored
+        results, used, label = stored
         if used == signature:
-            show_gallery_results(results, dict(enumerate(good)), lang)
+            show_gallery_results(results, dict(enumerate(good)), lang, label)
         elif good:
             st.info(t("stale_results", lang))
 
@@ -210,8 +211,8 @@ def show_viewer(result, upload, lang: str) -> None:
     st.dialog(t("viewer_title", lang), width="large")(body)()
 
 
-def show_gallery_results(results, uploads: dict, lang: str) -> None:
-    st.subheader(t("results", lang))
+def show_gallery_results(results, uploads: dict, lang: str, query: str) -> None:
+    st.subheader(t("results_for", lang, query=query) if query else t("results", lang))
     ranked = [r for r in results if r.error is None]
     for r in results:
         if r.error is not None:

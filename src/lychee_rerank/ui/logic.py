@@ -25,7 +25,11 @@ from ..results import RerankResult
 from .i18n import t
 
 THUMB_SIZE = (360, 360)
+#: Result cards per row; ranks read left to right, then the next row.
+CARDS_PER_ROW = 4
 GOLD = (212, 175, 55)
+#: The winner's border at full emphasis (px).
+MAX_BORDER = 6
 
 
 @dataclass(frozen=True)
@@ -78,14 +82,16 @@ def winner_emphasis(results: Sequence[RerankResult]) -> float:
 
 
 CARD_CSS = """<style>
-.lychee-card{border-radius:10px;padding:8px;margin-bottom:4px;box-sizing:border-box}
+.lychee-card{border-radius:10px;margin-bottom:4px;box-sizing:border-box}
 .lychee-thumb{position:relative;height:200px;display:flex;align-items:center;justify-content:center;
   background:rgba(128,128,128,0.10);border-radius:6px;overflow:hidden}
 .lychee-thumb img{max-width:100%;max-height:100%;object-fit:contain;display:block}
 .lychee-hover{position:absolute;left:0;right:0;bottom:0;padding:4px 8px;background:rgba(0,0,0,0.62);color:#fff;
   font-size:0.85em;opacity:0;transition:opacity .15s;pointer-events:none}
 .lychee-card:hover .lychee-hover{opacity:1}
-.lychee-head{display:flex;justify-content:space-between;margin-top:4px}
+.lychee-head{display:flex;justify-content:space-between;gap:6px;margin-top:4px;white-space:nowrap;height:1.6em}
+.lychee-head span{overflow:hidden;text-overflow:ellipsis}
+.lychee-tie{font-size:0.8em;opacity:0.8}
 .lychee-name,.lychee-evidence{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .lychee-name{font-size:0.8em;opacity:0.7}
 .lychee-evidence{font-size:0.8em;height:1.5em}
@@ -98,12 +104,13 @@ def card_html(
 ) -> str:
     """One result card: a uniform thumbnail box, "Rank N | Score" on hover, one line of evidence."""
     if winner:
-        width = 2 + round(4 * emphasis)
+        width = 2 + round((MAX_BORDER - 2) * emphasis)
         alpha = 0.35 + 0.65 * emphasis
         border = f"{width}px solid rgba({GOLD[0]},{GOLD[1]},{GOLD[2]},{alpha:.2f})"
         shadow = f"0 0 {4 + round(12 * emphasis)}px rgba({GOLD[0]},{GOLD[1]},{GOLD[2]},{alpha:.2f})"
     else:
-        border, shadow = "1px solid rgba(128,128,128,0.35)", "none"
+        width, border, shadow = 1, "1px solid rgba(128,128,128,0.35)", "none"
+    padding = 8 + MAX_BORDER - width  # border + padding is the same on every card: rows line up
     tie = f' <span class="lychee-tie">{html.escape(labels["near_tie"])}</span>' if result.tie else ""
     name = html.escape(result.source or f"#{result.index}")
     hover = html.escape(f"{labels['rank']} {result.rank} | {labels['score']} {result.score:.4f}")
@@ -111,7 +118,7 @@ def card_html(
     ev = html.escape(evidence)
     return (
         f'<div class="{classes}" data-rank="{result.rank}" data-name="{name}" data-score="{result.score:.6f}" '
-        f'title="{hover}" style="border:{border};box-shadow:{shadow}">'
+        f'title="{hover}" style="border:{border};box-shadow:{shadow};padding:{padding}px">'
         f'<div class="lychee-thumb"><img src="{thumbnail_uri}" alt="{name}">'
         f'<div class="lychee-hover">{hover}</div></div>'
         f'<div class="lychee-head"><b>{html.escape(labels["rank"])} {result.rank}</b>'
@@ -150,6 +157,9 @@ def evidence_line(result: RerankResult, lang: str) -> str:
         parts.append(f"{t('ev_colours', lang)} {', '.join(names)}")
     if ev.get("caption"):
         parts.append(f"{t('ev_caption', lang)} “{_clip(str(ev['caption']), 28)}”")
+    text_match = (ev.get("channels") or {}).get("text")
+    if text_match is not None:  # a text document: how well its text matched the query
+        parts.insert(0, f"{t('ev_text', lang)} {text_match:.2f}")
     if not parts and ev:
         return t("ev_none", lang)
     return " · ".join(parts)
