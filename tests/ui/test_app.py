@@ -46,7 +46,7 @@ def test_batch_text_ranking_applies_top_k_and_threshold(app, reranker):
     table = app.dataframe[0].value
     assert len(table) == 3
     expected = reranker.rerank("cat", docs, top_k=3)
-    assert list(table["document"]) == [r.document for r in expected]  # same order as the library
+    assert list(table["Document"]) == [r.document for r in expected]  # same order as the library
     assert [round(s, 4) for s in table["Score"]] == [round(r.score, 4) for r in expected]
     threshold = round(expected[1].score, 2) - 0.005
     app.sidebar.slider(key="threshold").set_value(max(0.0, threshold)).run()

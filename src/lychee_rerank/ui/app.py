@@ -294,8 +294,8 @@ def batch_tab(rr: LycheeReranker, lang: str, opts: dict) -> None:
         results = rr.rerank(query, docs, instruction=opts["instruction"], template=opts["template"],
                             top_k=opts["top_k"], score_threshold=opts["threshold"] or None)
         rows = [{t("rank", lang): r.rank, t("score", lang): round(r.score, 4), "≈": "≈" if r.tie else "",
-                 "document": r.document, t("evidence", lang): evidence_line(r, lang),
-                 "error": translate_error(r.error, lang) if r.error else ""} for r in results]
+                 t("document", lang): r.document, t("evidence", lang): evidence_line(r, lang),
+                 t("error", lang): translate_error(r.error, lang) if r.error else ""} for r in results]
         st.dataframe(rows, width="stretch", hide_index=True)
         st.download_button(t("download_csv", lang), to_csv(results), "lychee-batch.csv", "text/csv", key="batch_csv")
 

@@ -49,6 +49,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "status": {"en": "Backend {backend} · model {model} · {device} · {dtype} · attention {attn}", "zh": "后端 {backend} · 模型 {model} · {device} · {dtype} · 注意力 {attn}"},
     "gpu_memory": {"en": "GPU memory: {used:.2f} GiB in use, {reserved:.2f} GiB reserved", "zh": "显存：已用 {used:.2f} GiB，保留 {reserved:.2f} GiB"},
     "error": {"en": "Error", "zh": "错误"},
+    "document": {"en": "Document", "zh": "文档"},
     "template_text": {"en": "Template text (read-only)", "zh": "模板内容（只读）"},
     "mode_single_hint": {
         "en": "Query and document are on the page; only the instruction applies here.",
