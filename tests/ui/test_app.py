@@ -142,3 +142,23 @@ def test_gallery_cards_carry_the_evidence_line_and_refusals_are_explained_in_chi
         assert f'data-rank="{r.rank}"' in body and f'data-score="{r.score:.6f}"' in body
         assert f'<div class="lychee-evidence" title="yes {r.yes_logit:.2f} · no {r.no_logit:.2f}">' in body
     assert [b.label for b in app.button if b.key.startswith("view_")] == ["查看大图", "查看大图"]
+
+
+def test_the_query_image_survives_a_mode_switch(app, reranker):
+    from ..conftest import make_photo, png_bytes
+
+    query_png, doc_png = png_bytes(make_photo(40, 40, 7)), png_bytes(make_photo(50, 30, 8))
+    app.sidebar.file_uploader(key="query_image").set_value(("q.png", query_png, "image/png")).run()
+    app.file_uploader(key="gallery").set_value([("d.png", doc_png, "image/png")]).run()
+    open_mode(app, "Batch text")
+    open_mode(app, "Gallery ranking")  # Streamlit has emptied the uploader; the app kept the image
+    assert "Query image: q.png" in [c.value for c in app.sidebar.caption]
+    app.sidebar.button(key="rerank").click().run()
+    assert not app.exception
+    body = next(h.proto.body for h in app.get("html") if 'class="lychee-card' in h.proto.body)
+    expected = reranker.rerank({"image": query_png}, [doc_png])[0]
+    assert f'data-score="{expected.score:.6f}"' in body
+    app.sidebar.button(key="drop_query_image").click().run()  # removed by the user: gone
+    assert "Query image: q.png" not in [c.value for c in app.sidebar.caption]
+    app.sidebar.button(key="rerank").click().run()
+    assert any("query" in w.value.lower() for w in app.warning)

@@ -96,7 +96,7 @@ def sidebar(lang: str, mode: str) -> dict:
     with st.sidebar:
         if mode == "gallery":
             opts["query"] = st.text_area(t("query", lang), key="query", height=80)
-            opts["query_image"] = st.file_uploader(t("query_image", lang), type=IMAGE_TYPES, key="query_image")
+            opts["query_image"] = query_image_control(lang)
         elif mode == "single":
             st.caption(t("mode_single_hint", lang))
         else:
@@ -114,6 +114,41 @@ def query_input(text: str, image_file):
     if image_file is not None:
         return {"text": text or None, "image": image_file.getvalue()}
     return text
+
+
+class KeptImage:
+    """The gallery's query image, kept by the app: Streamlit empties an uploader that a run
+    does not draw, so switching to another mode and back would otherwise lose it."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def query_image_control(lang: str):
+    state = st.session_state
+    uploaded = st.file_uploader(t("query_image", lang), type=IMAGE_TYPES, key="query_image")
+    kept = state.get("kept_query_image")
+    if uploaded is not None:
+        state["kept_query_image"] = KeptImage(uploaded.name, uploaded.getvalue())
+        state["query_image_reset"] = False
+        return uploaded
+    if kept is not None and (state.get("query_image_reset") or state.get("previous_mode") != "gallery"):
+        state["query_image_reset"] = True  # emptied by a mode switch, not by the user
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.caption(t("kept_query_image", lang, name=kept.name))
+        c2.button("✕", key="drop_query_image", help=t("remove", lang), on_click=drop_query_image)
+        return kept
+    drop_query_image()
+    return None
+
+
+def drop_query_image() -> None:
+    """Removed by the user (a callback, so the run that follows no longer shows it)."""
+    st.session_state.pop("kept_query_image", None)
+    st.session_state["query_image_reset"] = False
 
 
 def classified_uploads(files) -> UploadSet:
@@ -332,7 +367,9 @@ def main() -> None:
     # Stateful tabs: the sidebar shows only the open mode's controls. Every tab's page is still
     # drawn, so uploads and typed text survive a switch.
     tabs = st.tabs([t(f"tab_{m}", lang) for m in MODES], key="mode", on_change="rerun")
-    opts = sidebar(lang, open_mode(tabs))
+    mode = open_mode(tabs)
+    opts = sidebar(lang, mode)
+    st.session_state["previous_mode"] = mode
     with tabs[0]:
         gallery_tab(rr, lang, opts)
     with tabs[1]:

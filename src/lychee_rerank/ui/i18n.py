@@ -71,6 +71,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "图片或说明文字已更改：请重新点击“开始重排序”。",
     },
     "view": {"en": "View", "zh": "查看大图"},
+    "kept_query_image": {"en": "Query image: {name}", "zh": "查询图片：{name}"},
+    "remove": {"en": "Remove", "zh": "移除"},
     "viewer_title": {"en": "Image viewer", "zh": "图片查看"},
     "full_resolution": {"en": "Full resolution {w}×{h} px", "zh": "原始分辨率 {w}×{h} 像素"},
     "raw_record": {"en": "Raw record", "zh": "原始记录"},
