@@ -8,6 +8,7 @@ an upload is turned into the same document as the CLI's file (sidecar caption in
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -116,15 +117,16 @@ def query_input(text: str, image_file):
     return text
 
 
+@dataclass(frozen=True)
 class KeptImage:
     """The gallery's query image, kept by the app: Streamlit empties an uploader that a run
     does not draw, so switching to another mode and back would otherwise lose it."""
 
-    def __init__(self, name: str, data: bytes) -> None:
-        self.name, self._data = name, data
+    name: str
+    data: bytes = field(repr=False)
 
     def getvalue(self) -> bytes:
-        return self._data
+        return self.data
 
 
 def query_image_control(lang: str):
