@@ -246,10 +246,21 @@ def _image_content(data: bytes, source: str, limits: ImageLimits) -> Content:
 def _sidecar_caption(path: Path) -> str | None:
     """A ``photo.txt`` next to ``photo.jpg`` is the photo's caption (common in datasets)."""
     sidecar = path.with_suffix(".txt")
-    if sidecar.is_file() and sidecar.stat().st_size <= 64 * 1024:
-        text = sidecar.read_text(encoding="utf-8", errors="replace").strip()
-        return text or None
+    if sidecar.is_file() and sidecar.stat().st_size <= MAX_SIDECAR_BYTES:
+        return sidecar_caption_text(sidecar.read_bytes())
     return None
+
+
+#: A sidecar larger than this is not a caption (a log or a book), so it is ignored.
+MAX_SIDECAR_BYTES = 64 * 1024
+
+
+def sidecar_caption_text(data: bytes) -> str | None:
+    """A sidecar's bytes as a caption, read the same way for a file (CLI) and an upload (UI)."""
+    if len(data) > MAX_SIDECAR_BYTES:
+        return None
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    return text.strip() or None
 
 
 def _exif_caption(image: Image.Image) -> str | None:

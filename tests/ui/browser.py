@@ -36,22 +36,25 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_ui(*args: str, env: dict | None = None, timeout: float = 180) -> Iterator[str]:
+def running_ui(*args: str, env: dict | None = None, timeout: float = 180, log: Path | None = None) -> Iterator[str]:
+    """``log``: where the UI's output goes (a file never fills up and blocks the server as a pipe can)."""
     port = free_port()
     lychee = str(Path(sys.executable).parent / "lychee")
-    log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads could fill and block the server
+    # A file never fills up and blocks the server as an unread pipe can.
+    sink = open(log, "w+", encoding="utf-8") if log is not None else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
     proc = subprocess.Popen(
         [lychee, "ui", "--port", str(port), "--host", "127.0.0.1", *args],
         env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=sink, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # its own session: stopping it stops everything it started
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"lychee ui exited early:\n{log.read()}")
+                sink.seek(0)
+                raise RuntimeError(f"lychee ui exited early:\n{sink.read()}")
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -63,7 +66,7 @@ def running_ui(*args: str, env: dict | None = None, timeout: float = 180) -> Ite
         yield url
     finally:
         stop_session(proc)
-        log.close()
+        sink.close()
 
 
 def stop_session(proc: subprocess.Popen, grace_s: float = 20) -> None:

@@ -6,16 +6,30 @@ import base64
 import hashlib
 import html
 import io
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import PurePath
+from typing import Callable, Sequence
 
 from PIL import Image
 
-from ..inputs import Content, ImageLimits, InputError, to_content
+from ..inputs import (
+    MAX_SIDECAR_BYTES,
+    SUPPORTED_IMAGE_SUFFIXES,
+    Content,
+    ImageLimits,
+    InputError,
+    sidecar_caption_text,
+    to_content,
+)
 from ..results import RerankResult
+from .i18n import t
 
 THUMB_SIZE = (360, 360)
+#: Result cards per row; ranks read left to right, then the next row.
+CARDS_PER_ROW = 4
 GOLD = (212, 175, 55)
+#: The winner's border at full emphasis (px).
+MAX_BORDER = 6
 
 
 @dataclass(frozen=True)
@@ -67,30 +81,88 @@ def winner_emphasis(results: Sequence[RerankResult]) -> float:
     return max(0.0, min(1.0, margin / 0.2))
 
 
-def card_html(result: RerankResult, thumbnail_uri: str, full_uri: str, *, winner: bool, emphasis: float, labels: dict[str, str]) -> str:
-    """One result card. Clicking the thumbnail opens the full-size image (a <details> toggle)."""
+CARD_CSS = """<style>
+.lychee-card{border-radius:10px;margin-bottom:4px;box-sizing:border-box}
+.lychee-thumb{position:relative;height:200px;display:flex;align-items:center;justify-content:center;
+  background:rgba(128,128,128,0.10);border-radius:6px;overflow:hidden}
+.lychee-thumb img{max-width:100%;max-height:100%;object-fit:contain;display:block}
+.lychee-hover{position:absolute;left:0;right:0;bottom:0;padding:4px 8px;background:rgba(0,0,0,0.62);color:#fff;
+  font-size:0.85em;opacity:0;transition:opacity .15s;pointer-events:none}
+.lychee-card:hover .lychee-hover{opacity:1}
+.lychee-head{display:flex;justify-content:space-between;gap:6px;margin-top:4px;white-space:nowrap;height:1.6em}
+.lychee-head span{overflow:hidden;text-overflow:ellipsis}
+.lychee-tie{font-size:0.8em;opacity:0.8}
+.lychee-name,.lychee-evidence{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.lychee-name{font-size:0.8em;opacity:0.7}
+.lychee-evidence{font-size:0.8em;height:1.5em}
+</style>"""
+"""Card styles, injected once: every thumbnail sits in the same box, so rows line up."""
+
+
+def card_html(
+    result: RerankResult, thumbnail_uri: str, *, winner: bool, emphasis: float, labels: dict[str, str], evidence: str = ""
+) -> str:
+    """One result card: a uniform thumbnail box, "Rank N | Score" on hover, one line of evidence."""
     if winner:
-        width = 2 + round(4 * emphasis)
+        width = 2 + round((MAX_BORDER - 2) * emphasis)
         alpha = 0.35 + 0.65 * emphasis
         border = f"{width}px solid rgba({GOLD[0]},{GOLD[1]},{GOLD[2]},{alpha:.2f})"
         shadow = f"0 0 {4 + round(12 * emphasis)}px rgba({GOLD[0]},{GOLD[1]},{GOLD[2]},{alpha:.2f})"
     else:
-        border, shadow = "1px solid rgba(128,128,128,0.35)", "none"
+        width, border, shadow = 1, "1px solid rgba(128,128,128,0.35)", "none"
+    padding = 8 + MAX_BORDER - width  # border + padding is the same on every card: rows line up
     tie = f' <span class="lychee-tie">{html.escape(labels["near_tie"])}</span>' if result.tie else ""
     name = html.escape(result.source or f"#{result.index}")
+    hover = html.escape(f"{labels['rank']} {result.rank} | {labels['score']} {result.score:.4f}")
     classes = "lychee-card lychee-winner" if winner else "lychee-card"
+    ev = html.escape(evidence)
     return (
         f'<div class="{classes}" data-rank="{result.rank}" data-name="{name}" data-score="{result.score:.6f}" '
-        f'style="border:{border};box-shadow:{shadow};border-radius:10px;padding:8px;margin-bottom:6px">'
-        f'<details><summary style="list-style:none;cursor:zoom-in">'
-        f'<img src="{thumbnail_uri}" alt="{name}" style="width:100%;border-radius:6px"></summary>'
-        f'<img src="{full_uri}" alt="{name} (full size)" style="width:100%;margin-top:6px"></details>'
-        f'<div style="display:flex;justify-content:space-between;margin-top:4px">'
-        f'<b>{html.escape(labels["rank"])} {result.rank}</b>'
+        f'title="{hover}" style="border:{border};box-shadow:{shadow};padding:{padding}px">'
+        f'<div class="lychee-thumb"><img src="{thumbnail_uri}" alt="{name}">'
+        f'<div class="lychee-hover">{hover}</div></div>'
+        f'<div class="lychee-head"><b>{html.escape(labels["rank"])} {result.rank}</b>'
         f'<span>{html.escape(labels["score"])} <b>{result.score:.4f}</b>{tie}</span></div>'
-        f'<div style="font-size:0.8em;opacity:0.7;overflow:hidden;text-overflow:ellipsis;white-space:nowrap">{name}</div>'
+        f'<div class="lychee-name" title="{name}">{name}</div>'
+        f'<div class="lychee-evidence" title="{ev}">{ev}</div>'
         f"</div>"
     )
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def evidence_line(result: RerankResult, lang: str) -> str:
+    """Why this score, in one line a person can read: the model's yes/no logits, or lite's
+    matched tags, OCR snippet, colours and caption (the raw record stays behind an expander)."""
+    if result.error:
+        return ""
+    if result.yes_logit is not None and result.no_logit is not None:
+        return f"yes {result.yes_logit:.2f} · no {result.no_logit:.2f}"
+    if result.raw_output is not None:
+        return f"“{_clip(result.raw_output, 60)}”"
+    ev = result.evidence or {}
+    parts: list[str] = []
+    tags = [m["label"] for m in ev.get("matched_tags") or [] if m.get("label")][:2]
+    if tags:
+        parts.append(f"{t('ev_tags', lang)} {', '.join(tags)}")
+    ocr = ev.get("ocr_match") or ev.get("ocr")
+    if ocr:
+        parts.append(f"{t('ev_ocr', lang)} “{_clip(str(ocr), 28)}”")
+    if ev.get("query_colours") and ev.get("colours"):
+        key = "zh" if lang == "zh" else "name"
+        names = [str(c.get(key) or c.get("name")) for c in ev["colours"][:2]]
+        parts.append(f"{t('ev_colours', lang)} {', '.join(names)}")
+    if ev.get("caption"):
+        parts.append(f"{t('ev_caption', lang)} “{_clip(str(ev['caption']), 28)}”")
+    text_match = (ev.get("channels") or {}).get("text")
+    if text_match is not None:  # a text document: how well its text matched the query
+        parts.insert(0, f"{t('ev_text', lang)} {text_match:.2f}")
+    if not parts and ev:
+        return t("ev_none", lang)
+    return " · ".join(parts)
 
 
 def evidence_of(result: RerankResult) -> dict:
@@ -104,3 +176,80 @@ def evidence_of(result: RerankResult) -> dict:
     out.update(result.evidence or {})
     out["raw_score"] = result.raw_score
     return out
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A dropped file that is not ranked, with the reason shown next to its name."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class UploadSet:
+    """The files of one drop, sorted the way the CLI reads a folder: images are ranked, a
+    ``photo.txt`` next to ``photo.jpg`` is that photo's caption, anything else is refused."""
+
+    images: list[Upload] = field(default_factory=list)
+    sidecars: dict[str, str] = field(default_factory=dict)
+    """Image name -> caption read from its uploaded sidecar."""
+    refused: list[Refused] = field(default_factory=list)
+
+    def default_caption(self, upload: Upload) -> str:
+        """What the caption box starts with: the sidecar, else the EXIF description (as the CLI)."""
+        caption = self.sidecars.get(upload.name)
+        if caption is None and upload.content is not None:
+            caption = upload.content.caption
+        return caption or ""
+
+
+def is_image_name(name: str) -> bool:
+    return PurePath(name).suffix.lower() in SUPPORTED_IMAGE_SUFFIXES
+
+
+def classify_uploads(
+    files: Sequence[tuple[str, bytes]], decode: Callable[[str, bytes], Upload] = decode_upload
+) -> UploadSet:
+    """Sort uploaded ``(name, bytes)`` into ranked images, sidecar captions and refused files.
+
+    ``decode`` is injected so the app can cache decoding across reruns.
+    """
+    out = UploadSet()
+    texts: list[tuple[str, bytes]] = []
+    for name, data in files:
+        suffix = PurePath(name).suffix.lower()
+        if suffix in SUPPORTED_IMAGE_SUFFIXES:
+            upload = decode(name, data)
+            if upload.error:
+                out.refused.append(Refused(name, upload.error))
+            else:
+                out.images.append(upload)
+        elif suffix == ".txt":
+            texts.append((name, data))
+        else:
+            kinds = ", ".join(s.lstrip(".") for s in SUPPORTED_IMAGE_SUFFIXES)
+            shown = suffix or "(no extension)"
+            out.refused.append(Refused(name, f"unsupported file type {shown}: expected an image ({kinds}) or a .txt caption"))
+    # Exactly the CLI's rule: photo.txt belongs to the image whose name is photo + an image suffix.
+    by_sidecar = {str(PurePath(u.name).with_suffix(".txt")): u.name for u in out.images}
+    for name, data in texts:
+        image_name = by_sidecar.get(name)
+        if image_name is None:
+            stem = PurePath(name).stem
+            out.refused.append(Refused(
+                name, f"a .txt file is read only as the caption of an image with the same name: no image named {stem}.* was uploaded"
+            ))
+        elif len(data) > MAX_SIDECAR_BYTES:
+            out.refused.append(Refused(name, f"caption file over {MAX_SIDECAR_BYTES:,} bytes"))
+        else:
+            caption = sidecar_caption_text(data)
+            if caption:
+                out.sidecars[image_name] = caption
+    return out
+
+
+def document_for(upload: Upload, caption: str | None) -> Content:
+    """The ranked document: the decoded image with the caption the user kept (None: no caption)."""
+    assert upload.content is not None
+    return replace(upload.content, caption=(caption or "").strip() or None)
