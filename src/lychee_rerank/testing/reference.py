@@ -59,6 +59,7 @@ class NaiveReference:
         images = [im for im in (query_image, doc_image) if im is not None] or None
         inputs = self.processor(text=[text], images=images, return_tensors="pt")
         self.last_image_tokens = int(inputs["image_grid_thw"].prod(-1).sum()) // 4 if images else 0
+        self.last_prompt_tokens = int(inputs["input_ids"].shape[1])  # what HTTP usage.prompt_tokens counts
         start = time.perf_counter()
         logits = self.model(**inputs).logits[0, -1]
         self.model_seconds += time.perf_counter() - start
