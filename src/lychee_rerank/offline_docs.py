@@ -8,14 +8,17 @@ pages reference only this server.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 ASSETS_URL = "/docs-assets"
+_REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+"""The one thing the ReDoc bundle fetches from elsewhere (its footer logo): pointed at our favicon."""
 
 
 def assets_dir() -> Path:
@@ -25,8 +28,18 @@ def assets_dir() -> Path:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
+@lru_cache(maxsize=1)
+def _redoc_js() -> bytes:
+    js = (assets_dir() / "redoc.standalone.js").read_text(encoding="utf-8")
+    return js.replace(_REDOC_LOGO, f"{ASSETS_URL}/favicon.png").encode()
+
+
 def install(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
     """Add the two pages and their assets to an app created with ``docs_url=None, redoc_url=None``."""
+    @app.get("/docs-redoc.js", include_in_schema=False)
+    async def redoc_js() -> Response:
+        return Response(_redoc_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
     app.mount(ASSETS_URL, StaticFiles(directory=assets_dir()), name="docs-assets")
     redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
 
@@ -54,7 +67,7 @@ def install(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") ->
         return get_redoc_html(
             openapi_url=f"{root}{app.openapi_url}",
             title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+            redoc_js_url=f"{root}/docs-redoc.js",
             redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )
