@@ -163,3 +163,24 @@ def test_eval_prints_metrics_side_by_side_and_writes_the_pr_curve(tiny_model_dir
         assert (tmp_path / f"pr-{i}.png").read_bytes()[:4] == b"\x89PNG"
     names = [r["name"] for r in next(iter(data["thresholds"].values()))]
     assert names == ["strict", "balanced", "explore"]
+
+
+def test_analyze_reads_an_image_path_like_rerank(tiny_model_dir, image_files, reranker):
+    """`lychee analyze Q gallery/x.jpg` scored the path as text while `lychee rerank` read the image."""
+    path = str(image_files[0])
+    result = _invoke("analyze", "--model", str(tiny_model_dir), "a cat", path, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["document_read_as"].startswith(f"image {path}")
+    assert data["score"] == pytest.approx(reranker.rerank("a cat", [image_files[0]])[0].score, abs=1e-6)
+    assert "<|vision_start|>" in data["prompt"]
+    rerank = run_cli("rerank", "--model", str(tiny_model_dir), "a cat", path, "--format", "json")
+    assert json.loads(rerank.stdout)[0]["score"] == pytest.approx(data["score"], abs=1e-6)  # same pair, same score
+
+    as_text = _invoke("analyze", "--model", str(tiny_model_dir), "a cat", path, "--text", "--json")
+    text_data = json.loads(as_text.stdout)
+    assert text_data["document_read_as"] == "text"
+    assert text_data["score"] == pytest.approx(reranker.score("a cat", path), abs=1e-6)
+    assert "<|vision_start|>" not in text_data["prompt"]
+    missing = _invoke("analyze", "--model", str(tiny_model_dir), "a cat", "no/such/photo.jpg")
+    assert missing.exit_code == 0 and "scoring it as text" in missing.output
