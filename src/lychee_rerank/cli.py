@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -200,7 +201,7 @@ def _load_reranker(
     try:
         rr = LycheeReranker.load(backend, model, notice=lambda line: err.print(f"[yellow]{line}[/]"), **kwargs)
     except (OSError, ValueError, ImportError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1)
     info = rr.info
     err.print(f"[dim]{info['backend']}: {info['model']} on {info['device']} · {info['dtype']} · {info['attn_implementation']}[/]")
@@ -647,7 +648,7 @@ def main() -> None:
     try:
         app()
     except MissingExtra as exc:  # one line, not a traceback: it says what to install
-        err.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(1) from None
 
 
