@@ -27,7 +27,7 @@ from typing import Annotated, Any, Awaitable, Callable, Literal, Optional, Seque
 from fastapi import FastAPI
 from pydantic import BaseModel, Discriminator, Field, Tag
 
-from .api import ContentDocuments, ContentPart, MultimodalItem, RerankInput, RerankRequest, RerankResponse, TextPart, _Lenient
+from .api import ContentDocuments, MultimodalItem, RerankInput, RerankRequest, RerankResponse, TextPart, _Lenient
 from .reading import Prepared
 from .results import RerankResult
 
