@@ -243,3 +243,24 @@ def test_models_listing(dialect_server, server_model_dir):
             (card,) = body["data"]
             assert card["id"] == str(server_model_dir) and card["object"] == "model"
             assert card["owned_by"] and isinstance(card["created"], int)
+
+
+# --------------------------------------------------------------------------- lite backend
+def test_lite_backend_raw_scores_and_documented_token_count(start_server, tmp_path):
+    """Lite has no logits or tokenizer: raw is log(p/(1-p)) of its score; tokens count words (+1 per image)."""
+    from lychee_rerank import LycheeReranker
+    from lychee_rerank.backends.lite import LiteBackend
+
+    lite = LycheeReranker(LiteBackend(cache_dir=tmp_path / "lite-cache"))
+    live = start_server(ServerSettings(), lite)
+    query, texts = "red exit sign", ["a red exit sign above the door", "一杯咖啡", "coffee cup"]
+    with live.client() as c:
+        raw = c.post("/rerank", json={"query": query, "texts": texts, "raw_scores": True}).json()
+        cohere = c.post("/v1/rerank", json={"query": query, "documents": texts, "top_n": 1}).json()
+    lib = library(lite, query, texts)
+    for item in raw:
+        p = lib[item["index"]]
+        assert item["score"] == pytest.approx(math.log(p / (1 - p)), abs=1e-4)
+    words = {"red exit sign": 3, texts[0]: 7, texts[1]: 1, texts[2]: 2}  # runs of \w; CJK without spaces is one run
+    assert cohere["usage"]["prompt_tokens"] == sum(words[query] + words[t] for t in texts)
+    assert len(cohere["results"]) == 1
