@@ -92,6 +92,10 @@ class RouteOps:
     error: Callable[..., Exception]
     """``error(status, type, message)``: the server's JSON error."""
     responses: dict[Any, dict[str, Any]]
+    max_documents: int
+    """The server's per-request document limit (``/score`` counts pairs against it)."""
+    max_queue: int
+    """Requests admitted to the model at once; one ``/score`` request takes at most half of it."""
     created: int
     """Unix time the server started (``created`` of the model card)."""
 
@@ -232,23 +236,37 @@ def install(app: FastAPI, ops: RouteOps) -> None:
         queries, docs = _items(body.text_1), _items(body.text_2)
         if not queries or not docs:
             raise ops.error(422, "invalid_request", "text_1 and text_2 must each hold at least one item")
+        if len(docs) > ops.max_documents:
+            raise ops.error(
+                413, "limit_exceeded", f"{len(docs)} pairs, over the limit of {ops.max_documents} (max_documents)",
+                limit="max_documents", value=len(docs), max=ops.max_documents,
+            )
         if len(queries) == 1:
             groups = [(queries[0], list(range(len(docs))))]
         elif len(queries) == len(docs):
-            groups = [(q, [i]) for i, q in enumerate(queries)]
+            # Pairs that share a query are one call (one shared prefix), as vLLM users often send.
+            by_query: dict[str, tuple[Any, list[int]]] = {}
+            for i, q in enumerate(queries):
+                key = q if isinstance(q, str) else repr(q)
+                by_query.setdefault(key, (q, []))[1].append(i)
+            groups = list(by_query.values())
         else:
             raise ops.error(
                 422, "invalid_request",
                 f"text_1 has {len(queries)} items and text_2 {len(docs)}: give one text_1, or as many as text_2",
             )
 
+        # A few calls at a time: they share forward passes through the server's micro-batching,
+        # without one request filling the queue (max_queue) that other clients share.
+        gate = asyncio.Semaphore(max(1, min(4, ops.max_queue // 2)))
+
         async def run(query: Any, indices: list[int]) -> tuple[list[int], list[RerankResult], Prepared]:
-            prepared = await ops.prepare(rr, query, [docs[i] for i in indices], t0)
-            return indices, await ops.rerank_prepared("/score", rr, prepared, instruction, t0), prepared
+            async with gate:
+                prepared = await ops.prepare(rr, query, [docs[i] for i in indices], t0)
+                return indices, await ops.rerank_prepared("/score", rr, prepared, instruction, t0), prepared
 
         data: dict[int, ScoreData] = {}
         tokens = 0
-        # Concurrent calls share forward passes through the server's micro-batching.
         for indices, results, prepared in await asyncio.gather(*(run(q, ix) for q, ix in groups)):
             tokens += usage_tokens(results, prepared)
             for r in results:

@@ -442,7 +442,8 @@ def create_app(
 
     dialects.install(app, dialects.RouteOps(
         require=holder.require, resolve=resolve, prepare=prepare, rerank_prepared=rerank_prepared, rerank_v1=rerank_v1,
-        error=ApiError, responses=ERROR_RESPONSES, created=int(time.time()),
+        error=ApiError, responses=ERROR_RESPONSES, max_documents=settings.max_documents,
+        max_queue=settings.max_queue, created=int(time.time()),
     ))
     offline_docs.install(app)
     _install_openapi(app, settings)

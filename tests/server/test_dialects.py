@@ -264,3 +264,17 @@ def test_lite_backend_raw_scores_and_documented_token_count(start_server, tmp_pa
     words = {"red exit sign": 3, texts[0]: 7, texts[1]: 1, texts[2]: 2}  # runs of \w; CJK without spaces is one run
     assert cohere["usage"]["prompt_tokens"] == sum(words[query] + words[t] for t in texts)
     assert len(cohere["results"]) == 1
+
+
+def test_vllm_score_many_pairs_stays_within_the_queue_and_the_limit(start_server, server_reranker):
+    """N distinct pairs are N scoring calls: they must not fill max_queue (503) or dodge max_documents."""
+    live = start_server(ServerSettings(max_queue=2, max_documents=6), server_reranker)
+    queries = [f"query {i}" for i in range(6)]
+    docs = [f"document {i}" for i in range(6)]
+    with live.client() as c:
+        ok = c.post("/score", json={"text_1": queries, "text_2": docs})
+        over = c.post("/score", json={"text_1": queries + ["q"], "text_2": docs + ["d"]})
+    assert ok.status_code == 200, ok.text
+    for d in ok.json()["data"]:
+        assert d["score"] == pytest.approx(server_reranker.score(queries[d["index"]], docs[d["index"]]), abs=1e-6)
+    assert over.status_code == 413 and over.json()["error"]["limit"] == "max_documents"
