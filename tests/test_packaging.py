@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -93,6 +92,7 @@ def test_compose_runs_api_and_ui_on_loopback_with_a_shared_model_cache():
 
 # --------------------------------------------------------------------------- extras
 def pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
