@@ -4,10 +4,14 @@ PY := $(VENV)/bin/python
 LYCHEE := $(VENV)/bin/lychee
 GALLERY := examples/gallery
 
-.PHONY: setup demo eval test bench clean
+.PHONY: setup setup-all demo eval test bench clean
 
+# `make demo` needs the core and the [lite] extra (offline backend + example gallery).
 setup:
-	@bash scripts/setup.sh
+	@bash scripts/setup.sh --extras lite
+
+setup-all:
+	@bash scripts/setup.sh --extras all
 
 $(GALLERY)/.done: | setup
 	$(PY) -m lychee_rerank.examples $(GALLERY)
@@ -19,14 +23,14 @@ QUERY ?= a cup of coffee
 demo: setup $(GALLERY)/.done
 	$(LYCHEE) rerank "$(QUERY)" $(GALLERY) --top-k 5
 
-eval: setup $(GALLERY)/.done
+eval: setup-all $(GALLERY)/.done
 	$(PY) -m lychee_rerank.eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite
 
 test:
-	@bash scripts/setup.sh --browser
+	@bash scripts/setup.sh --browser --extras all,test
 	$(PY) -m pytest -q
 
-bench: setup
+bench: setup-all
 	$(PY) benchmarks/batching.py
 	$(PY) benchmarks/throughput.py --quick
 	$(PY) benchmarks/lite_gallery.py

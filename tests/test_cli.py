@@ -244,3 +244,24 @@ def test_special_token_text_is_plain_unless_asked(tiny_model_dir):
     records = {r["index"]: r for r in json.loads(result.stdout)}
     assert records[1]["error"] is None
     assert "1 image placeholders for 0 images" in records[0]["error"]
+
+
+def test_analyze_reads_an_image_path_like_rerank(tiny_model_dir, image_files, reranker):
+    """`lychee analyze Q gallery/x.jpg` scored the path as text while `lychee rerank` read the image."""
+    path = str(image_files[0])
+    result = _invoke("analyze", "--model", str(tiny_model_dir), "a cat", path, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["document_read_as"].startswith(f"image {path}")
+    assert data["score"] == pytest.approx(reranker.rerank("a cat", [image_files[0]])[0].score, abs=1e-6)
+    assert "<|vision_start|>" in data["prompt"]
+    rerank = run_cli("rerank", "--model", str(tiny_model_dir), "a cat", path, "--format", "json")
+    assert json.loads(rerank.stdout)[0]["score"] == pytest.approx(data["score"], abs=1e-6)  # same pair, same score
+
+    as_text = _invoke("analyze", "--model", str(tiny_model_dir), "a cat", path, "--text", "--json")
+    text_data = json.loads(as_text.stdout)
+    assert text_data["document_read_as"] == "text"
+    assert text_data["score"] == pytest.approx(reranker.score("a cat", path), abs=1e-6)
+    assert "<|vision_start|>" not in text_data["prompt"]
+    missing = _invoke("analyze", "--model", str(tiny_model_dir), "a cat", "no/such/photo.jpg")
+    assert missing.exit_code == 0 and "scoring it as text" in missing.output

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 _TINY_PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGM4IScHAAK2AQU0pnWqAAAAAElFTkSuQmCC"
@@ -92,14 +92,40 @@ Instruction = Annotated[str, Field(min_length=1, description="Task instruction; 
 
 
 # --------------------------------------------------------------------------- /v1/rerank
+class ContentDocuments(_Lenient):
+    """vLLM's multimodal documents: ``{"content": [parts]}``, where EACH part is one document."""
+
+    content: list[ContentPart]
+
+
+def rank_fields_text(document: dict[str, Any], fields: list[str]) -> str:
+    """Cohere's ``rank_fields``: the text scored for an object document.
+
+    One field: its value. Several: ``name: value`` lines in the order given (the YAML-like
+    form Cohere documents for structured documents). Missing fields are skipped.
+    """
+    present = [f for f in fields if document.get(f) is not None]
+    if len(present) == 1:
+        return str(document[present[0]])
+    return "\n".join(f"{f}: {document[f]}" for f in present)
+
+
 class RerankRequest(_Lenient):
-    """Cohere v2 / Jina / vLLM rerank request, with lychee's instruction and threshold."""
+    """Cohere v1/v2 / Jina / vLLM / infinity rerank request, with lychee's instruction and threshold."""
 
     model: Optional[str] = Field(None, description="Accepted for client compatibility; the server's model answers.")
     query: QueryInput = Field(..., description="The query: text, an image, or both.")
-    documents: list[RerankInput] = Field(..., description="Candidates to rank: texts, images, or both per document.")
-    top_n: Optional[Annotated[int, NoBool]] = Field(None, ge=0, description="Return only the best N (failed documents are always listed).")
+    documents: Union[list[RerankInput], ContentDocuments] = Field(
+        ..., description="Candidates to rank: texts, images, or both per document; or vLLM's {'content': [parts]}, one document per part."
+    )
+    top_n: Optional[Annotated[int, NoBool]] = Field(
+        None, ge=0, description="Return only the best N (failed documents are always listed); 0 means all (vLLM)."
+    )
     return_documents: bool = Field(False, description="Echo each document (as sent) in its result.")
+    rank_fields: Optional[list[str]] = Field(
+        None, description="Cohere v1: for object documents, the fields whose values make the text scored (one field: its value; several: 'name: value' lines)."
+    )
+    raw_scores: bool = Field(False, description="infinity: relevance_score is the raw logit (yes - no) instead of p(yes).")
     instruction: Optional[Instruction] = None
     template: Optional[str] = Field(None, description="Name of a built-in instruction template (see `lychee templates`).")
     score_threshold: Optional[Annotated[float, NoBool]] = Field(
@@ -123,6 +149,44 @@ class RerankRequest(_Lenient):
             ]
         },
     )
+    _parts: Optional[list[dict[str, Any]]] = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rank_fields(cls, data: Any) -> Any:
+        """Object documents named by ``rank_fields`` become their text (an image field is kept)."""
+        if isinstance(data, dict) and data.get("rank_fields") and isinstance(data.get("documents"), list):
+            fields = [str(f) for f in data["rank_fields"]]
+            docs = []
+            for doc in data["documents"]:
+                if isinstance(doc, dict) and "content" not in doc:
+                    new: dict[str, Any] = {"text": rank_fields_text(doc, fields) or None}
+                    if doc.get("image") is not None and "image" not in fields:
+                        new["image"] = doc["image"]
+                    doc = new
+                docs.append(doc)
+            data = {**data, "documents": docs}
+        return data
+
+    @field_validator("top_n")
+    @classmethod
+    def _zero_means_all(cls, value: Optional[int]) -> Optional[int]:
+        return None if value == 0 else value
+
+    @model_validator(mode="after")
+    def _expand_parts(self) -> "RerankRequest":
+        """``{"content": [parts]}``: one document per part; results echo the part (``multi_modal``)."""
+        if isinstance(self.documents, ContentDocuments):
+            parts = self.documents.content
+            self._parts = [p.model_dump(exclude_none=True) for p in parts]
+            self.documents = [MultimodalItem(text=p.text) if isinstance(p, TextPart) else [p] for p in parts]
+        return self
+
+    def echo(self, index: int, echo: "DocumentEcho") -> "DocumentEcho":
+        """The document as the client sent it: vLLM's ``{"multi_modal": part}`` for an image part."""
+        if self._parts is not None and self._parts[index].get("type") != "text":
+            return DocumentEcho(multi_modal=self._parts[index])
+        return echo
 
 
 class DocumentEcho(BaseModel):
@@ -130,6 +194,7 @@ class DocumentEcho(BaseModel):
 
     text: Optional[str] = None
     image: Optional[str] = None
+    multi_modal: Optional[dict[str, Any]] = Field(None, description="vLLM: the image content part, as sent.")
 
 
 class RerankResultItem(BaseModel):
@@ -144,6 +209,10 @@ class Usage(BaseModel):
     documents: int = Field(..., description="Documents received.")
     scored: int = Field(..., description="Documents that got a score.")
     images: int = Field(..., description="Images decoded for this request (query included).")
+    prompt_tokens: int = Field(
+        0, description="Tokens the model read, summed over scored pairs (image tokens included; lite backend: see README)."
+    )
+    total_tokens: int = Field(0, description="Same as prompt_tokens (a reranker generates nothing); infinity and Jina clients read it.")
 
 
 class RerankResponse(BaseModel):

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -212,7 +213,7 @@ def _load_reranker(
     try:
         rr = LycheeReranker.load(backend, model, notice=lambda line: err.print(f"[yellow]{line}[/]"), **kwargs)
     except (OSError, ValueError, ImportError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1)
     info = rr.info
     err.print(f"[dim]{info['backend']}: {info['model']} on {info['device']} · {info['dtype']} · {info['attn_implementation']}[/]")
@@ -230,14 +231,19 @@ def analyze(
     instruction: Optional[str] = typer.Option(None, "--instruction", "-i"),
     template: Optional[str] = typer.Option(None, "--template"),
     adapter: Optional[str] = typer.Option(None, "--adapter"),
+    as_text: bool = typer.Option(False, "--text", help="Score DOCUMENT as text even when it names an image file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Explain one pair: score, yes/no logits, the instruction and the prompt as the model reads it."""
+    """Explain one pair: score, yes/no logits, the instruction and the prompt as the model reads it.
+
+    DOCUMENT that names an existing image file is scored as that image, as `lychee rerank` does
+    (``--text`` scores the string itself); the output says which was used."""
     from .inputs import to_content
     from .prompt import resolve_instruction
 
     q: Any = {"text": query or None, "image": query_image} if query_image else query
-    d: Any = {"text": document or None, "image": doc_image} if doc_image else document
+    kind, d = _analyze_document(document, doc_image, as_text)
+    err.print(f"[dim]document: {kind}[/]")
     try:
         to_query(q)
         instruction_used = resolve_instruction(instruction, template)
@@ -252,12 +258,14 @@ def analyze(
     render_prompt = getattr(rr.backend, "render_prompt", None)
     prompt = render_prompt(rr.to_query(q), to_content(d), instruction_used) if render_prompt else None
     data = {
+        "document_read_as": kind,
         "score": result.score, "yes_logit": result.yes_logit, "no_logit": result.no_logit,
         "instruction": instruction_used, "truncated": result.truncated, "prompt": prompt, "evidence": result.evidence,
     }
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
         return
+    typer.echo(f"document     {kind}")
     typer.echo(f"score        {result.score:.6f}")
     if result.yes_logit is not None:
         typer.echo(f"yes / no     {result.yes_logit:.4f} / {result.no_logit:.4f}")
@@ -266,6 +274,18 @@ def analyze(
         typer.echo(f"evidence     {json.dumps(result.evidence, ensure_ascii=False, default=str)}")
     if prompt:
         typer.echo("prompt:\n" + prompt)
+
+
+def _analyze_document(document: str, doc_image: Optional[Path], as_text: bool) -> tuple[str, Any]:
+    """(how DOCUMENT is read, the input): an existing image file is an image unless ``--text``."""
+    if doc_image is not None:
+        return (f"image {doc_image}" + (" + text" if document else "")), {"text": document or None, "image": doc_image}
+    path = Path(document) if document else None
+    if path is not None and not as_text and is_image_path(path):
+        if path.is_file():
+            return f"image {document} (--text to score the path as text)", path
+        err.print(f"[yellow]warning:[/] no image file {document!r}; scoring it as text")
+    return "text", document
 
 
 @app.command("eval")
@@ -281,6 +301,9 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """nDCG@k, MRR, MAP, Recall@k per query set and overall; PR curve and score thresholds."""
+    from .extras import require
+
+    require("eval", "lychee eval")
     from . import eval as ev
     from .thresholds import write_pr_curve
 
@@ -376,6 +399,9 @@ def serve(
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Serve the reranker over HTTP (Cohere/Jina/vLLM-compatible /v1/rerank; docs at /docs)."""
+    from .extras import require
+
+    require("server", "lychee serve")
     import uvicorn
     from pydantic import ValidationError
 
@@ -423,6 +449,9 @@ def ui(
     """Start the web UI (Streamlit): gallery ranking, single analysis, batch text ranking."""
     from importlib import resources
 
+    from .extras import require
+
+    require("ui", "lychee ui")
     app_path = str(resources.files("lychee_rerank") / "ui" / "app.py")
     env = {**os.environ, "LYCHEE_UI_BACKEND": backend}
     for key, value in (("LYCHEE_MODEL", model), ("LYCHEE_ADAPTER", adapter), ("LYCHEE_UI_LANG", lang)):
@@ -472,6 +501,9 @@ def finetune(
     dtype: str = typer.Option("auto", "--dtype", help="auto: bfloat16 on GPU, float32 on CPU."),
 ) -> None:
     """Fine-tune a LoRA adapter on labelled JSONL with the exact inference prompt."""
+    from .extras import require
+
+    require("train", "lychee finetune")
     from .finetune import finetune as run_finetune
 
     if not model:
@@ -532,6 +564,10 @@ def batch(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (or RAY_ADDRESS); default: a local instance."),
 ) -> None:
     """Rerank a file of queries offline (Ray Data actors, or --local); resumable after a crash."""
+    from .extras import require
+
+    if not local or any(p.suffix == ".parquet" for p in (input_path, output_path)):
+        require("scale", "lychee batch without --local (Ray Data) or with Parquet files")
     from .batch import RerankerSpec, ScoreOptions, run_batch, stderr_progress
     from .selection import choose_backend
 
@@ -596,6 +632,9 @@ def serve_ray(
         for problem in exc.errors():
             err.print(f"[red]error:[/] {'.'.join(str(x) for x in problem['loc'])}: {problem['msg']}")
         raise typer.Exit(2)
+    from .extras import require
+
+    require("scale", "lychee serve-ray")
     from .serve_ray import ReplicaOptions, run
 
     options = ReplicaOptions(
@@ -624,7 +663,13 @@ def _quiet_libraries() -> None:
 
 
 def main() -> None:
-    app()
+    from .extras import MissingExtra
+
+    try:
+        app()
+    except MissingExtra as exc:  # one line, not a traceback: it says what to install
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

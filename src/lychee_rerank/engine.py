@@ -145,6 +145,9 @@ class LycheeReranker:
             notice(choice.notice)
         if choice.backend == "lychee":
             return cls.from_pretrained(choice.model, **kwargs)  # type: ignore[arg-type]
+        from .extras import require
+
+        require("lite", "the lite backend (used when no model is configured)")
         from .backends.lite import LiteBackend
 
         engine_keys = {"image_limits", "templates_file", "tie_epsilon", "scale"}

@@ -483,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
         "--install-font", action="store_true", help=f"pip install {FONT_PACKAGE} if no CJK font is found"
     )
     args = parser.parse_args(argv)
+    from .extras import MissingExtra, missing
+
+    if "skimage" in missing("lite"):  # the gallery's photos ship in scikit-image
+        print(MissingExtra('the example gallery needs scikit-image: pip install "lychee-rerank[lite]"'), file=sys.stderr)
+        return 1
     try:
         font = find_cjk_font(args.font)
     except FontNotFound:

@@ -162,7 +162,9 @@ def attach_adapter(model: Any, adapter: str | Path, merge: bool = False) -> Any:
     try:
         from peft import PeftModel
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("loading an adapter needs the 'peft' package: pip install peft") from exc
+        from .extras import MissingExtra
+
+        raise MissingExtra('loading a LoRA adapter needs the [train] extra (missing: peft): pip install "lychee-rerank[train]"') from exc
     if not Path(adapter).exists() and os.environ.get("HF_HUB_OFFLINE"):
         raise OSError(f"adapter {adapter!r} not found locally and HF_HUB_OFFLINE is set")
     with warnings.catch_warnings():  # peft probes a property transformers 5 deprecates

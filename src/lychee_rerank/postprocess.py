@@ -68,6 +68,7 @@ def rank(
             source=sources[i] if sources else None,
             modality=modalities[i] if modalities else None,
             evidence=s.evidence,
+            tokens=s.tokens,
         )
 
     # sorted() is stable: equal scores keep input order.

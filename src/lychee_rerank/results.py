@@ -26,6 +26,8 @@ class PairScore:
     error: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     """Backend-specific reasons for the score (e.g. matched tags for the lite backend)."""
+    tokens: int | None = None
+    """Prompt tokens the model read for this pair (image tokens included); None when the backend has no tokenizer."""
 
 
 @dataclass
@@ -50,6 +52,8 @@ class RerankResult:
     source: str | None = None
     modality: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    tokens: int | None = None
+    """Prompt tokens the model read for this pair (HTTP ``usage``); None for backends without a tokenizer."""
 
     def to_dict(self, include_document: bool = False) -> dict[str, Any]:
         data = asdict(self)

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
+from . import __version__, dialects, offline_docs
 from .api import (
     AnalyzeRequest,
     AnalyzeResponse,
@@ -202,6 +202,8 @@ def create_app(
             "failures are reported in that document's result; limits answer 413 with the limit named."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served from the installed package's assets instead (lychee_rerank.offline_docs)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -350,24 +352,29 @@ def create_app(
         rr = holder.require()
         instruction = resolve(rr, body.instruction, body.template)
         prepared = await prepare(rr, body.query, body.documents, t0)
-        results = await rerank_prepared(
-            "/v1/rerank", rr, prepared, instruction, t0, top_n=body.top_n, score_threshold=body.score_threshold
-        )
+        # Everything is scored (usage counts every pair the model read), then cut to top_n.
+        results = await rerank_prepared("/v1/rerank", rr, prepared, instruction, t0)
+        tokens = dialects.usage_tokens(results, prepared)
+        results = dialects.cut(results, body.top_n, body.score_threshold)
         items = [
             RerankResultItem(
                 index=r.index,
-                relevance_score=r.score,
-                document=prepared.echoes[r.index] if body.return_documents else None,
+                relevance_score=dialects.raw_score(r) if body.raw_scores else r.score,
+                document=body.echo(r.index, prepared.echoes[r.index]) if body.return_documents else None,
                 error=r.error,
                 truncated=True if r.truncated else None,
             )
             for r in results
         ]
         failed = sum(1 for r in results if r.error is not None)  # failures survive top_n; scored ones may not
-        usage = Usage(documents=len(body.documents), scored=len(body.documents) - failed, images=prepared.images)
+        usage = Usage(
+            documents=len(body.documents), scored=len(body.documents) - failed, images=prepared.images,
+            prompt_tokens=tokens, total_tokens=tokens,
+        )
         return RerankResponse(id=uuid.uuid4().hex, model=str(rr.info.get("model")), results=items, usage=usage)
 
-    for path, name in (("/v1/rerank", "rerank"), ("/rerank", "rerank_alias"), ("/v2/rerank", "rerank_v2_alias")):
+    # /rerank (also TEI's shape) is in lychee_rerank.dialects.
+    for path, name in (("/v1/rerank", "rerank"), ("/v2/rerank", "rerank_v2_alias")):
         app.add_api_route(
             path, rerank_v1, methods=["POST"], response_model=RerankResponse, response_model_exclude_none=True,
             responses=ERROR_RESPONSES, operation_id=name, tags=["rerank"],
@@ -464,6 +471,12 @@ def create_app(
 
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    dialects.install(app, dialects.RouteOps(
+        require=holder.require, resolve=resolve, prepare=prepare, rerank_prepared=rerank_prepared, rerank_v1=rerank_v1,
+        error=ApiError, responses=ERROR_RESPONSES, max_documents=settings.max_documents,
+        max_queue=settings.max_queue, created=int(time.time()),
+    ))
+    offline_docs.install(app)
     _install_openapi(app, settings)
     return app
 

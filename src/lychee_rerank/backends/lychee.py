@@ -318,6 +318,7 @@ class LycheeBackend(Backend):
         for batch in self.batches(pairs, batch_size, offset):
             for pair, result in zip(batch, self._score_robust(batch, call)):
                 result.truncated = pair.truncated
+                result.tokens = pair.length
                 pair.result = result
             done += len(batch)
             if progress is not None:

@@ -109,6 +109,7 @@ class NaiveReference:
             inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
             inputs["mm_token_type_ids"] = (inputs["input_ids"] == pad).int()
         self.last_image_tokens = int(inputs["image_grid_thw"].prod(-1).sum()) // 4 if images else 0
+        self.last_prompt_tokens = int(inputs["input_ids"].shape[1])  # what HTTP usage.prompt_tokens counts
         start = time.perf_counter()
         logits = self.model(**inputs).logits[0, -1]
         self.model_seconds += time.perf_counter() - start
