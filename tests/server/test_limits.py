@@ -159,7 +159,11 @@ def test_full_queue_is_503_with_retry_after(start_server, server_reranker):
 
 def test_internal_error_is_500_json_without_traceback(start_server, server_model_dir):
     broken = LycheeReranker.from_pretrained(server_model_dir, device="cpu", dtype="float32")
-    broken.backend.processor = None  # a corrupted model state: prompt building fails outside per-pair isolation
+
+    def corrupted(*args, **kwargs):  # a fault outside per-pair isolation (a corrupted model state)
+        raise AttributeError("'NoneType' object has no attribute 'apply_chat_template'")
+
+    broken.backend.score_groups = corrupted
     live = start_server(ServerSettings(), broken)
     with live.client() as c:
         r = c.post("/v1/rerank", json={"query": "q", "documents": ["d"]})
