@@ -130,8 +130,9 @@ def test_paths_are_confined_to_the_allowed_directory(start_server, server_rerank
     assert results[0]["relevance_score"] == pytest.approx(results[2]["relevance_score"], abs=1e-6)
     assert results[0]["relevance_score"] == pytest.approx(results[4]["relevance_score"], abs=1e-6)
     library = {x.index: x.score for x in server_reranker.rerank("a cat", [server_images[0], server_images[1]])}
-    assert results[0]["relevance_score"] == pytest.approx(library[0], abs=1e-6)
-    assert results[1]["relevance_score"] == pytest.approx(library[1], abs=1e-6)
+    # Another batch composition (2 vs 5 images): the project's FP32 parity tolerance, 1e-5.
+    assert results[0]["relevance_score"] == pytest.approx(library[0], abs=1e-5)
+    assert results[1]["relevance_score"] == pytest.approx(library[1], abs=1e-5)
     for i in (5, 6):
         assert "'..' is not allowed" in results[i]["error"]
     for i in (7, 8, 9, 10, 13):
