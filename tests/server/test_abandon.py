@@ -122,7 +122,7 @@ def test_abandoned_request_sharing_a_pass_with_live_ones_leaves_it(start_server,
     import threading
 
     live = start_server(ServerSettings(batch_size=2, max_wait_ms=1500), server_reranker)
-    documents = long_documents(200, words=300, seed=11)
+    documents = long_documents(240, words=600, seed=11)
     answers: list[tuple[int, float]] = []
     started = time.monotonic()
 
