@@ -98,7 +98,9 @@ class RerankRequest(_Lenient):
     model: Optional[str] = Field(None, description="Accepted for client compatibility; the server's model answers.")
     query: QueryInput = Field(..., description="The query: text, an image, or both.")
     documents: list[RerankInput] = Field(..., description="Candidates to rank: texts, images, or both per document.")
-    top_n: Optional[Annotated[int, NoBool]] = Field(None, ge=0, description="Return only the best N (failed documents are always listed).")
+    top_n: Optional[Annotated[int, NoBool]] = Field(
+        None, ge=0, description="Return only the best N (failed documents are always listed)."
+    )
     return_documents: bool = Field(False, description="Echo each document (as sent) in its result.")
     instruction: Optional[Instruction] = None
     template: Optional[str] = Field(None, description="Name of a built-in instruction template (see `lychee templates`).")
