@@ -47,6 +47,10 @@ class Slot:
         return self.result
 
 
+class _Regroup(Exception):
+    """A shared pass stops because some (not all) of its requests gave up."""
+
+
 class Coalescer:
     def __init__(self, max_wait_ms: float = 5.0, max_docs: int = 256, batch_size: int = 8) -> None:
         self.max_wait_s = max_wait_ms / 1000.0
@@ -75,8 +79,10 @@ class Coalescer:
     ) -> tuple[list[RerankResult], int]:
         """On the model thread: this slot's results, and how many requests shared the pass.
 
-        The pass stops at its next batch once every request it serves has given up, raising
-        ``cancelled(done, total)``.
+        The pass stops at its next batch once any request it serves has given up: with every
+        request gone it raises ``cancelled(done, total)``; otherwise the requests still waiting
+        are scored again without the ones that left, so abandoned work never holds the thread
+        for the others (it used to run to the end while any request of its pass was alive).
         """
         if slot.done.is_set():
             return slot.get(), 0
@@ -98,27 +104,71 @@ class Coalescer:
             for s in taken:
                 if s in self._pending:
                     self._pending.remove(s)
+        shared = len(taken)
+        while True:
+            gone = [s for s in taken if s.cancel.is_set()]
+            if gone:
+                # Requests that gave up leave the pass; the others are scored without them.
+                stop = cancelled(0, sum(s.size for s in gone))
+                for s in gone:
+                    s.settle(stop)
+                taken = [s for s in taken if s not in gone]
+            if not taken:
+                return slot.get(), shared  # raises: this slot gave up too
+            try:
+                outcomes = self._pass(rr, taken, progress, cancelled)
+            except _Regroup:
+                continue  # someone gave up mid-pass: run again for those still waiting
+            for s, outcome in zip(taken, outcomes):
+                s.settle(outcome)
+            return slot.get(), shared
+
+    def _pass(
+        self, rr: LycheeReranker, taken: list[Slot], progress: Callable[[int, int], None] | None,
+        cancelled: Callable[[int, int], BaseException],
+    ) -> list[list[RerankResult] | BaseException]:
+        """Score ``taken`` in shared forward passes; stop at a batch boundary when any of them gives up.
+
+        Every request gone: ``cancelled(done, total)`` is raised and every slot settled with it.
+        Some gone: :class:`_Regroup` is raised, and the caller runs the rest again without them
+        (a pair's score does not depend on its batch-mates, so nothing changes for them).
+        """
+
         def on_batch(done: int, total: int) -> None:
             if progress is not None:
                 progress(done, total)
-            if all(s.cancel.is_set() for s in taken):
+            flags = [s.cancel.is_set() for s in taken]
+            if all(flags):
                 raise cancelled(done, total)
+            if any(flags):
+                raise _Regroup()
 
         try:
-            outcomes = rr.rerank_many([s.call for s in taken], batch_size=self.batch_size, progress=on_batch)
+            return rr.rerank_many([s.call for s in taken], batch_size=self.batch_size, progress=on_batch)
+        except _Regroup:
+            raise
         except BaseException as exc:
             if len(taken) == 1 or all(s.cancel.is_set() for s in taken):
                 for s in taken:  # settle everyone, or their requests would wait forever
                     s.settle(exc)
                 raise
-            # One request's failure must not sink the others it shared the pass with: each
-            # live request is scored again on its own, and only the failing one gets the error.
-            outcomes = []
-            for s in taken:
-                try:
-                    outcomes.extend(rr.rerank_many([s.call], batch_size=self.batch_size, progress=progress))
-                except BaseException as own:  # noqa: BLE001 - reported in that request's slot
-                    outcomes.append(own)
-        for s, outcome in zip(taken, outcomes):
-            s.settle(outcome)
-        return slot.get(), len(taken)
+        # One request's failure must not sink the others it shared the pass with: each live
+        # request is scored again on its own, and only the failing one gets the error.
+        outcomes: list[list[RerankResult] | BaseException] = []
+        for s in taken:
+            if s.cancel.is_set():
+                outcomes.append(cancelled(0, s.size))
+                continue
+            single = [s]
+
+            def own_batch(done: int, total: int, single: list[Slot] = single) -> None:
+                if progress is not None:
+                    progress(done, total)
+                if single[0].cancel.is_set():
+                    raise cancelled(done, total)
+
+            try:
+                outcomes.extend(rr.rerank_many([s.call], batch_size=self.batch_size, progress=own_batch))
+            except BaseException as own:  # noqa: BLE001 - reported in that request's slot
+                outcomes.append(own)
+        return outcomes

@@ -113,3 +113,35 @@ def test_lite_embeds_and_indexes_a_bounded_prefix_of_a_long_document(lite_rerank
     assert by_index[0].error is None and by_index[0].truncated and not by_index[1].truncated
     embedded = [key for key in backend.embedder._memo if key.startswith("p:")]
     assert embedded and max(len(key) - 2 for key in embedded) <= MAX_EMBED_CHARS
+
+
+def test_abandoned_request_sharing_a_pass_with_live_ones_leaves_it(start_server, server_reranker):
+    """Micro-batching put a long request and small ones in one pass; the long one's client goes
+    away: the pass drops it at the next batch boundary and the small ones are answered promptly
+    (the pass used to run to its end while any request in it was alive)."""
+    import threading
+
+    live = start_server(ServerSettings(batch_size=2, max_wait_ms=1500), server_reranker)
+    documents = long_documents(240, words=600, seed=11)
+    answers: list[tuple[int, float]] = []
+    started = time.monotonic()
+
+    def small(i: int) -> None:
+        with live.client(timeout=120) as c:
+            r = c.post("/v1/rerank", json={"query": f"small {i}", "documents": [f"a short document {i}", "another"]})
+        answers.append((r.status_code, time.monotonic() - started))
+
+    threads = [threading.Thread(target=small, args=(i,)) for i in range(3)]
+    with live.client(timeout=2.5) as c:
+        for t in threads:  # sent while the long request waits for company (max_wait_ms)
+            t.start()
+        with pytest.raises(httpx.ReadTimeout):
+            c.post("/v1/rerank", json={"query": "a castle by the ocean", "documents": documents})
+    for t in threads:
+        t.join(timeout=150)
+    assert [status for status, _ in answers] == [200, 200, 200], answers
+    assert max(took for _, took in answers) < PROMPT_S, answers
+    with live.client() as c:
+        text = c.get("/metrics").text
+    # The long request left the shared pass whole (a lone pass would count only its unscored rest).
+    assert metric_value(text, "lychee_abandoned_pairs_total") >= len(documents), text

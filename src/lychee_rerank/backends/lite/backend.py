@@ -180,7 +180,9 @@ class LiteBackend(Backend):
         # Work goes in batches of ``step`` documents (their images analysed, their texts
         # embedded), with ``progress`` after each: a caller whose request gave up stops the
         # call there (the callback raises). Scoring below then reads the memoised embeddings.
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lite-analyse") if self.workers > 1 and total > 1 else None
+        pool = None
+        if self.workers > 1 and total > 1:
+            pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lite-analyse")
         try:
             for start in range(0, total, step):
                 batch = range(start, min(start + step, total))
