@@ -10,7 +10,7 @@ setup:
 	@bash scripts/setup.sh
 
 $(GALLERY)/.done: | setup
-	$(PY) -m lychee_rerank.examples $(GALLERY)
+	$(PY) -m lychee_rerank.demo.gallery $(GALLERY)
 	@touch $@
 
 # Main job: rank the example gallery (real photos + text-bearing images) for a query. With no
@@ -20,7 +20,7 @@ demo: setup $(GALLERY)/.done
 	$(LYCHEE) rerank "$(QUERY)" $(GALLERY) --top-k 5
 
 eval: setup $(GALLERY)/.done
-	$(PY) -m lychee_rerank.eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite
+	$(PY) -m lychee_rerank.jobs.eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite
 
 test:
 	@bash scripts/setup.sh --browser

@@ -94,7 +94,7 @@ class LycheeReranker:
         Other keyword arguments go to the constructor.
         """
         from .backends.lychee import LycheeBackend
-        from .loading import load
+        from .backends.loading import load
 
         loaded = load(
             model_name_or_path,
@@ -133,7 +133,7 @@ class LycheeReranker:
         or found in the local hub cache, else the lite backend, and says so through ``notice``.
         Keyword arguments go to :meth:`from_pretrained` (model) or the lite backend.
         """
-        from .selection import choose_backend
+        from .backends.choice import choose_backend
 
         choice = choose_backend(backend, model)
         if choice.notice and notice is not None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lychee_rerank import LycheeReranker
-from lychee_rerank.loading import resolve_attn, resolve_device, resolve_dtype
+from lychee_rerank.backends.loading import resolve_attn, resolve_device, resolve_dtype
 
 
 def test_device_strings_and_objects():
@@ -39,7 +39,7 @@ def test_auto_dtype_on_cuda_prefers_bf16(monkeypatch):
 
 
 def test_attention_choice(monkeypatch):
-    import lychee_rerank.loading as loading
+    import lychee_rerank.backends.loading as loading
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_attn("auto", cpu, torch.float32) == "sdpa"

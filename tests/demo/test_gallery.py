@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lychee_rerank import examples
+from lychee_rerank.demo import gallery as examples
 from lychee_rerank.inputs import to_content
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from lychee_rerank.batch import RerankerSpec, read_output, run_batch
+from lychee_rerank.jobs.batch import RerankerSpec, read_output, run_batch
 
-from .ray_support import ray_local  # noqa: F401 - the shared session fixture
+from ..ray_support import ray_local  # noqa: F401 - the shared session fixture
 
 TOL = 1e-5
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lychee_rerank.eval import (
+from lychee_rerank.jobs.eval import (
     average_precision,
     evaluate,
     format_report,
@@ -19,7 +19,7 @@ from lychee_rerank.eval import (
     reciprocal_rank,
 )
 
-EVAL_FILE = Path(__file__).resolve().parents[1] / "examples" / "eval" / "gallery_eval.jsonl"
+EVAL_FILE = Path(__file__).resolve().parents[2] / "examples" / "eval" / "gallery_eval.jsonl"
 
 
 def test_recall_at_k_is_capped_by_the_number_of_relevant_documents():
@@ -62,7 +62,7 @@ def test_average_precision():
 
 
 def test_the_committed_eval_set_is_well_formed_and_matches_the_gallery_builder():
-    from lychee_rerank.examples import DRAWN, PHOTOS
+    from lychee_rerank.demo.gallery import DRAWN, PHOTOS
 
     rows = load_queries(EVAL_FILE)
     gallery = {p.name for p in PHOTOS} | set(DRAWN)
@@ -93,7 +93,7 @@ def test_evaluate_runs_a_backend_over_a_gallery(tmp_path):
     """A real run on a tiny gallery: three photos, two text queries and one image query."""
     from lychee_rerank import LycheeReranker
     from lychee_rerank.backends.lite import LiteBackend
-    from lychee_rerank.examples import _load_photo
+    from lychee_rerank.demo.gallery import _load_photo
 
     gallery = tmp_path / "gallery"
     (gallery / "queries").mkdir(parents=True)
@@ -156,7 +156,7 @@ def test_a_corrupt_gallery_file_is_reported_not_fatal(tmp_path):
 
     from lychee_rerank import LycheeReranker
     from lychee_rerank.backends.lite import LiteBackend
-    from lychee_rerank.eval import evaluate
+    from lychee_rerank.jobs.eval import evaluate
 
     Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "red.png")
     (tmp_path / "broken.png").write_bytes(b"not a png")

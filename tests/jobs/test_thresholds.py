@@ -9,7 +9,7 @@ from PIL import Image
 
 from lychee_rerank.postprocess import PostProcessOptions, rank
 from lychee_rerank.results import PairScore
-from lychee_rerank.thresholds import best_f1, pr_curve, threshold_table, write_pr_curve
+from lychee_rerank.jobs.thresholds import best_f1, pr_curve, threshold_table, write_pr_curve
 
 # Ranked: 0.9 R, 0.8 R, 0.7 -, 0.6 R, 0.5 -, 0.4 -   (3 relevant, 3 not)
 SCORES = [0.5, 0.9, 0.4, 0.8, 0.6, 0.7]

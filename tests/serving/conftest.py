@@ -95,8 +95,8 @@ def server_reranker(server_model_dir: Path):
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., LiveServer]]:
     """``start_server(settings=..., reranker=..., loader=...)``: a live server, stopped after the test."""
-    from lychee_rerank.server import create_app
-    from lychee_rerank.settings import ServerSettings
+    from lychee_rerank.serving.app import create_app
+    from lychee_rerank.serving.settings import ServerSettings
 
     started: list[LiveServer] = []
 

@@ -15,7 +15,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
-from lychee_rerank.settings import ServerSettings  # noqa: E402
+from lychee_rerank.serving.settings import ServerSettings  # noqa: E402
 
 from .conftest import LiveServer  # noqa: E402
 
@@ -24,7 +24,7 @@ MAX_EXAMPLES = 30
 
 @pytest.fixture(scope="module")
 def fuzz_target(server_reranker):
-    from lychee_rerank.server import create_app
+    from lychee_rerank.serving.app import create_app
 
     # Small limits keep each generated request cheap; the limit paths get fuzzed too.
     app = create_app(

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lychee_rerank import LycheeReranker
-from lychee_rerank.settings import ServerSettings
+from lychee_rerank.serving.settings import ServerSettings
 
 from .conftest import b64, metric_value, png
 

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import make_photo
-from .ray_support import ray_local  # noqa: F401 - the shared session fixture
-from .server.conftest import LiveServer
+from ..conftest import make_photo
+from ..ray_support import ray_local  # noqa: F401 - the shared session fixture
+from .conftest import LiveServer
 
 serve = pytest.importorskip("ray.serve")
 
@@ -52,9 +52,9 @@ def comparable(response: httpx.Response) -> tuple[int, Any]:
 
 
 def test_two_replicas_answer_like_the_single_process_server(ray_local, tiny_model_dir) -> None:
-    from lychee_rerank.serve_ray import APP_NAME, ReplicaOptions, run
-    from lychee_rerank.server import create_app
-    from lychee_rerank.settings import ServerSettings
+    from lychee_rerank.serving.ray_serve import APP_NAME, ReplicaOptions, run
+    from lychee_rerank.serving.app import create_app
+    from lychee_rerank.serving.settings import ServerSettings
 
     settings = ServerSettings(
         backend="lychee", model=str(tiny_model_dir), device="cpu", dtype="float32", host="127.0.0.1", port=free_port(),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lychee_rerank.settings import ServerSettings
+from lychee_rerank.serving.settings import ServerSettings
 
 from .conftest import LiveServer, b64, data_uri
 
@@ -19,7 +19,7 @@ TEXTS = ["a black cat", "red car 1 2 3", "coffee cup on a table", "the quick bro
 @pytest.fixture(scope="module")
 def main_server(server_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, server_images: list[bytes]):
     """A server that loads the tiny model itself, in the background, the way `lychee serve` does."""
-    from lychee_rerank.server import create_app
+    from lychee_rerank.serving.app import create_app
 
     from .conftest import LiveServer
 
@@ -263,7 +263,7 @@ def test_concurrent_requests_all_answer_exactly(main_server):
 
 def test_concurrent_requests_are_micro_batched_and_each_gets_its_own_scores(start_server, server_reranker):
     """Different queries arriving together share forward passes; each response is its own."""
-    from lychee_rerank.settings import ServerSettings
+    from lychee_rerank.serving.settings import ServerSettings
 
     live = start_server(ServerSettings(max_wait_ms=200, batch_size=16), server_reranker)
     queries = [f"query about {w}" for w in ("cats", "coffee", "cars", "rockets", "parks", "dogs")]
@@ -293,7 +293,7 @@ def test_a_failing_shared_pass_does_not_sink_the_other_requests(server_reranker)
     """If a merged micro-batch fails, each request is retried alone; only the bad one fails."""
     import threading
 
-    from lychee_rerank.coalesce import Coalescer
+    from lychee_rerank.serving.coalesce import Coalescer
 
     class Flaky:
         """The real reranker, except that any call containing 'poison' raises."""

@@ -14,9 +14,9 @@ from typing import Iterator
 
 import pytest
 
-from lychee_rerank import sources
-from lychee_rerank.settings import ServerSettings
-from lychee_rerank.sources import LimitExceeded, SourceError, UrlFetcher, address_refusal, checked_addresses
+from lychee_rerank.serving import sources
+from lychee_rerank.serving.settings import ServerSettings
+from lychee_rerank.serving.sources import LimitExceeded, SourceError, UrlFetcher, address_refusal, checked_addresses
 
 from .conftest import b64, metric_value
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from lychee_rerank import LycheeReranker
-from lychee_rerank.settings import ServerSettings
+from lychee_rerank.serving.settings import ServerSettings
 
 from .conftest import metric_value
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from lychee_rerank import LycheeReranker
 from lychee_rerank.cli import app
-from lychee_rerank.finetune import (
+from lychee_rerank.training.finetune import (
     epoch_units,
     finetune,
     load_dataset,
@@ -167,10 +167,10 @@ def test_cli_rerank_with_adapter_matches_the_library(trained, tiny_model_dir):
 
 def test_server_with_adapter_matches_the_library(trained, tiny_model_dir):
     """The adapter loaded by the HTTP service (settings.adapter, i.e. `lychee serve --adapter`)."""
-    from lychee_rerank.server import create_app
-    from lychee_rerank.settings import ServerSettings
+    from lychee_rerank.serving.app import create_app
+    from lychee_rerank.serving.settings import ServerSettings
 
-    from .server.conftest import LiveServer
+    from ..serving.conftest import LiveServer
 
     _, in_memory, out = trained
     docs = ["the cat on a cat sill", "a lazy red cup", "black cup over the sill"]

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from ..inputs import Content, pixel_hash
-from ..loading import LoadedModel, quiet_processor_warnings
+from .loading import LoadedModel, quiet_processor_warnings
 from ..parsing import parse_score
 from ..prompt import ScoringMode, build_messages
 from ..results import PairScore

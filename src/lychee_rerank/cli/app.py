@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .inputs import InputError, is_image_path, to_query
-from .prompt import load_templates
-from .results import RerankResult, to_csv, to_json, to_jsonl
+from ..inputs import InputError, is_image_path, to_query
+from ..prompt import load_templates
+from ..results import RerankResult, to_csv, to_json, to_jsonl
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal reranking with lychee-rerank-mm.")
 err = Console(stderr=True, soft_wrap=True)  # soft_wrap: a notice stays one line
@@ -183,8 +183,8 @@ def _load_reranker(
     templates_file: Path | None = None,
 ) -> Any:
     """Load the reranker the way every command does, or exit with a one-line reason."""
-    from .engine import LycheeReranker
-    from .selection import choose_backend
+    from ..engine import LycheeReranker
+    from ..backends.choice import choose_backend
 
     _quiet_libraries()
     try:
@@ -221,8 +221,8 @@ def analyze(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Explain one pair: score, yes/no logits, the instruction and the prompt as the model reads it."""
-    from .inputs import to_content
-    from .prompt import resolve_instruction
+    from ..inputs import to_content
+    from ..prompt import resolve_instruction
 
     q: Any = {"text": query or None, "image": query_image} if query_image else query
     d: Any = {"text": document or None, "image": doc_image} if doc_image else document
@@ -258,7 +258,7 @@ def analyze(
 
 @app.command("eval")
 def eval_command(
-    file: Path = typer.Argument(..., help="Labelled queries (JSONL; see lychee_rerank.eval)."),
+    file: Path = typer.Argument(..., help="Labelled queries (JSONL; see lychee_rerank.jobs.eval)."),
     images: Path = typer.Option(..., "--images", help="Gallery directory the labels refer to."),
     system: list[str] = typer.Option(
         None, "--system", "-s",
@@ -269,8 +269,8 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """nDCG@k, MRR, MAP, Recall@k per query set and overall; PR curve and score thresholds."""
-    from . import eval as ev
-    from .thresholds import write_pr_curve
+    from ..jobs import eval as ev
+    from ..jobs.thresholds import write_pr_curve
 
     systems = system or ["auto"]
     queries = {row["id"]: row for row in ev.load_queries(file)}
@@ -367,7 +367,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from .settings import ServerSettings
+    from ..serving.settings import ServerSettings
 
     given = {
         "host": host, "port": port, "backend": backend, "model": model, "api_key": api_key,
@@ -384,7 +384,7 @@ def serve(
             where = ".".join(str(x) for x in problem["loc"])
             err.print(f"[red]error:[/] {where}: {problem['msg']}")
         raise typer.Exit(2)
-    from .server import create_app  # imports torch: only once the settings are known to be valid
+    from ..serving.app import create_app  # imports torch: only once the settings are known to be valid
 
     _quiet_libraries()
     logging.getLogger("lychee_rerank").setLevel(logging.INFO)
@@ -452,7 +452,7 @@ def finetune(
     dtype: str = typer.Option("auto", "--dtype", help="auto: bfloat16 on GPU, float32 on CPU."),
 ) -> None:
     """Fine-tune a LoRA adapter on labelled JSONL with the exact inference prompt."""
-    from .finetune import finetune as run_finetune
+    from ..training.finetune import finetune as run_finetune
 
     if not model:
         err.print("[red]error:[/] no base model: pass --model PATH_OR_HUB_ID or set LYCHEE_MODEL")
@@ -512,8 +512,8 @@ def batch(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (or RAY_ADDRESS); default: a local instance."),
 ) -> None:
     """Rerank a file of queries offline (Ray Data actors, or --local); resumable after a crash."""
-    from .batch import RerankerSpec, ScoreOptions, run_batch, stderr_progress
-    from .selection import choose_backend
+    from ..jobs.batch import RerankerSpec, ScoreOptions, run_batch, stderr_progress
+    from ..backends.choice import choose_backend
 
     _quiet_libraries()
     try:
@@ -563,7 +563,7 @@ def serve_ray(
     """Serve the same HTTP API on Ray Serve with N replicas (one model each)."""
     from pydantic import ValidationError
 
-    from .settings import ServerSettings
+    from ..serving.settings import ServerSettings
 
     given = {
         "host": host, "port": port, "backend": backend, "model": model, "adapter": adapter, "api_key": api_key,
@@ -576,7 +576,7 @@ def serve_ray(
         for problem in exc.errors():
             err.print(f"[red]error:[/] {'.'.join(str(x) for x in problem['loc'])}: {problem['msg']}")
         raise typer.Exit(2)
-    from .serve_ray import ReplicaOptions, run
+    from ..serving.ray_serve import ReplicaOptions, run
 
     options = ReplicaOptions(
         num_replicas=replicas, max_ongoing_requests=max_ongoing_requests, num_cpus=num_cpus_per_replica,

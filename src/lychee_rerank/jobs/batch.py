@@ -45,8 +45,8 @@ class RerankerSpec:
 
     def load(self) -> Any:
         """Load like every other interface does (``--backend auto|lychee|lite``)."""
-        from .engine import LycheeReranker
-        from .selection import choose_backend
+        from ..engine import LycheeReranker
+        from ..backends.choice import choose_backend
 
         choice = choose_backend(self.backend, self.model)
         if choice.backend == "lychee":

@@ -1,6 +1,6 @@
 """Ranking metrics and a labelled-set evaluation for any backend.
 
-    python -m lychee_rerank.eval examples/eval/gallery_eval.jsonl --images examples/gallery --backend lite
+    python -m lychee_rerank.jobs.eval examples/eval/gallery_eval.jsonl --images examples/gallery --backend lite
 
 The JSONL file has one query per line::
 
@@ -164,13 +164,13 @@ def load_queries(jsonl_path: str | Path) -> list[dict[str, Any]]:
 
 
 def gallery_files(image_dir: str | Path) -> list[Path]:
-    from .inputs import is_image_path
+    from ..inputs import is_image_path
 
     return sorted(p for p in Path(image_dir).iterdir() if p.is_file() and is_image_path(p))
 
 
 def _decode_or_path(path: Path) -> Any:
-    from .inputs import InputError, to_content
+    from ..inputs import InputError, to_content
 
     try:
         return to_content(path)
@@ -180,7 +180,7 @@ def _decode_or_path(path: Path) -> Any:
 
 def evaluate(reranker: Any, jsonl_path: str | Path, image_dir: str | Path) -> EvalReport:
     """Rank the whole gallery for every labelled query and score the rankings."""
-    from .inputs import to_content
+    from ..inputs import to_content
 
     image_dir = Path(image_dir)
     files = gallery_files(image_dir)
@@ -247,7 +247,7 @@ def format_report(report: EvalReport, *, per_query: bool = True) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lychee_rerank.eval", description="Recall@1, MRR and nDCG@5 on a labelled JSONL set."
+        prog="python -m lychee_rerank.jobs.eval", description="Recall@1, MRR and nDCG@5 on a labelled JSONL set."
     )
     parser.add_argument("file", type=Path, help="labelled queries (JSONL)")
     parser.add_argument("--images", type=Path, required=True, help="gallery directory the labels refer to")
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="summary only")
     args = parser.parse_args(argv)
 
-    from .engine import LycheeReranker
+    from ..engine import LycheeReranker
 
     kwargs: dict[str, Any] = {}
     if args.cache_dir and args.backend != "lychee":

@@ -2,12 +2,12 @@
 
 Routes: ``POST /v1/rerank`` (and ``/rerank``, ``/v2/rerank``) in the Cohere v2 / Jina / vLLM
 shape, ``POST /api/rerank`` in the shape of the Docker/Streamlit article, ``POST /v1/analyze``
-for one pair, ``GET /health``, ``GET /metrics``; the contract is in :mod:`lychee_rerank.api`.
+for one pair, ``GET /health``, ``GET /metrics``; the contract is in :mod:`lychee_rerank.serving.schemas`.
 
-Every request image becomes bytes in :mod:`lychee_rerank.sources` (which enforces what the
+Every request image becomes bytes in :mod:`lychee_rerank.serving.sources` (which enforces what the
 operator allowed), then a :class:`~lychee_rerank.inputs.Content` through the same
 :func:`~lychee_rerank.inputs.to_content` the library uses, so a pair scores the same over HTTP
-as in Python. All model calls run on one thread (:mod:`lychee_rerank.worker`).
+as in Python. All model calls run on one thread (:mod:`lychee_rerank.serving.worker`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
-from .api import (
+from .. import __version__
+from .schemas import (
     AnalyzeRequest,
     AnalyzeResponse,
     ErrorResponse,
@@ -43,24 +43,24 @@ from .api import (
     SeedResult,
     Usage,
 )
-from .engine import LycheeReranker
-from .inputs import ImageLimits
+from ..engine import LycheeReranker
+from ..inputs import ImageLimits
 from .middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
     InternalErrorMiddleware,
     MetricsMiddleware,
 )
-from .prompt import build_messages, resolve_instruction
+from ..prompt import build_messages, resolve_instruction
 from .reading import InvalidQuery, Prepared, RequestReader, merge_results
-from .results import RerankResult
-from .server_metrics import ServerMetrics
+from ..results import RerankResult
+from .metrics import ServerMetrics
 from .settings import ServerSettings
 from .sources import LimitExceeded, UrlFetcher
 from .coalesce import Coalescer
 from .worker import Cancelled, ModelWorker, Overloaded, RequestTimeout
 
-logger = logging.getLogger("lychee_rerank.server")
+logger = logging.getLogger("lychee_rerank.serving.app")
 
 Loader = Callable[[ServerSettings], LycheeReranker]
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -99,7 +99,7 @@ def error_response(status: int, type_: str, message: str, *, headers: dict[str, 
 # --------------------------------------------------------------------------- model lifecycle
 def default_loader(settings: ServerSettings) -> LycheeReranker:
     """Load the backend the settings name, with the server's image limits."""
-    from .selection import choose_backend
+    from ..backends.choice import choose_backend
 
     choice = choose_backend(settings.backend, settings.model)
     if choice.notice:

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .engine import LycheeReranker
-from .results import RerankResult
+from ..engine import LycheeReranker
+from ..results import RerankResult
 
 
 @dataclass

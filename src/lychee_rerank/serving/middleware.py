@@ -13,9 +13,9 @@ import time
 import uuid
 from typing import Any, Callable, Optional, Sequence
 
-from .server_metrics import ServerMetrics
+from .metrics import ServerMetrics
 
-logger = logging.getLogger("lychee_rerank.server")
+logger = logging.getLogger("lychee_rerank.serving.app")
 
 
 def _header(scope: dict, name: bytes) -> Optional[str]:

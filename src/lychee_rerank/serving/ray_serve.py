@@ -1,13 +1,13 @@
 """The HTTP service on Ray Serve: the same FastAPI app, N replicas, one model each.
 
 Each replica loads its reranker in its constructor (so Serve routes to it only once the model
-is ready), then builds the app with :func:`lychee_rerank.server.create_app` - the very app
+is ready), then builds the app with :func:`lychee_rerank.serving.app.create_app` - the very app
 ``lychee serve`` runs, so routes, limits, errors and scores are identical. Serve's proxy
 spreads requests over the replicas; ``max_ongoing_requests`` bounds what one replica is sent
 (the app's own micro-batching then shares forward passes among those), and an autoscaling
 config lets Serve add or remove replicas with the load.
 
-Entry points: ``lychee serve-ray --replicas N`` or ``python -m lychee_rerank.serve_ray --replicas N``.
+Entry points: ``lychee serve-ray --replicas N`` or ``python -m lychee_rerank.serving.ray_serve --replicas N``.
 """
 
 from __future__ import annotations
@@ -62,14 +62,14 @@ class LycheeDeployment:
     """One replica: one reranker, one copy of the service's FastAPI app."""
 
     def __init__(self, settings: ServerSettings) -> None:
-        from .server import default_loader
+        from .app import default_loader
 
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.settings = settings
         self.reranker = default_loader(settings)  # before the replica counts as ready
 
     def __serve_build_asgi_app__(self) -> Any:
-        from .server import create_app
+        from .app import create_app
 
         return create_app(self.settings, self.reranker)
 
@@ -105,8 +105,8 @@ def run(
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """``python -m lychee_rerank.serve_ray``: the same flags as ``lychee serve-ray``."""
-    from .cli import app
+    """``python -m lychee_rerank.serving.ray_serve``: the same flags as ``lychee serve-ray``."""
+    from ..cli import app
 
     app(["serve-ray", *(argv if argv is not None else sys.argv[1:])])
 

@@ -2,7 +2,7 @@
 
 A request item may be a string, ``{"text", "image"}``, ``{"content": [parts]}`` or a list of
 OpenAI-style content parts; whatever the form, it ends as one text and at most one image, read
-through :mod:`lychee_rerank.sources` (which applies the operator's policy) and then the same
+through :mod:`lychee_rerank.serving.sources` (which applies the operator's policy) and then the same
 :func:`~lychee_rerank.inputs.to_content` the library uses, so a pair scores the same over HTTP
 as in Python. The query failing fails the request; a document failing fails only itself.
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from .api import DocumentEcho, ImagePart, ImageUrl, ImageUrlPart, MultimodalItem, RerankInput, TextPart
-from .engine import LycheeReranker
-from .inputs import Content, ImageLimits, InputError, to_content
-from .results import RerankResult
+from .schemas import DocumentEcho, ImagePart, ImageUrl, ImageUrlPart, MultimodalItem, RerankInput, TextPart
+from ..engine import LycheeReranker
+from ..inputs import Content, ImageLimits, InputError, to_content
+from ..results import RerankResult
 from .settings import ServerSettings
 from .sources import LimitExceeded, SourceError, SourcePolicy, UrlFetcher, load_image
 

@@ -3,7 +3,7 @@
 Values come from, in order of precedence: the ``lychee serve`` flags, ``LYCHEE_*`` environment
 variables (``LYCHEE_API_KEY``, ``LYCHEE_MODEL``, ``LYCHEE_MAX_DOCUMENTS``, ...), then the
 defaults below. Tests and embedding applications build one directly and hand it to
-:func:`lychee_rerank.server.create_app`.
+:func:`lychee_rerank.serving.app.create_app`.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 from PIL import Image
 
-from .inputs import InputError, decode_data_uri
+from ..inputs import InputError, decode_data_uri
 
 Resolver = Callable[[str, int], list[str]]
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")

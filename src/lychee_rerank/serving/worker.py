@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
-from .server_metrics import ServerMetrics
+from .metrics import ServerMetrics
 
 T = TypeVar("T")
 

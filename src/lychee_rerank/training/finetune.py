@@ -1,6 +1,6 @@
 """LoRA fine-tuning of the yes/no reranker, on exactly the prompt inference uses.
 
-    from lychee_rerank.finetune import finetune
+    from lychee_rerank.training.finetune import finetune
     report = finetune("vec-ai/lychee-rerank-mm", "train.jsonl", output_dir="adapters/products")
     reranker = LycheeReranker.from_pretrained("vec-ai/lychee-rerank-mm", adapter="adapters/products")
 
@@ -54,12 +54,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .inputs import InputError, to_content
-from .prompt import resolve_instruction
+from ..inputs import InputError, to_content
+from ..prompt import resolve_instruction
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .backends.lychee import LycheeBackend, _Pair
-    from .engine import LycheeReranker
+    from ..backends.lychee import LycheeBackend, _Pair
+    from ..engine import LycheeReranker
 
 logger = logging.getLogger("lychee_rerank")
 
@@ -527,7 +527,7 @@ def ranking_metrics(
 class _Trainer:
     def __init__(self, reranker: "LycheeReranker", config: FinetuneConfig, train: Dataset, held: list[Group],
                  bad_records: list[BadRecord]) -> None:
-        from .backends.lychee import LycheeBackend
+        from ..backends.lychee import LycheeBackend
 
         backend = reranker.backend
         if not isinstance(backend, LycheeBackend):
@@ -928,7 +928,7 @@ def finetune_with_config(
     config: FinetuneConfig,
 ) -> FinetuneReport:
     """:func:`finetune` with the settings in a :class:`FinetuneConfig`."""
-    from .engine import LycheeReranker
+    from ..engine import LycheeReranker
 
     data = load_dataset(train)
     bad = list(data.bad_records)
