@@ -142,7 +142,7 @@ def test_saved_adapter_reloads_and_scores_the_same(trained, task, tiny_model_dir
     _, in_memory, out = trained
     unmerged = LycheeReranker.from_pretrained(tiny_model_dir, device="cpu", dtype="float32", adapter=out)
     merged = LycheeReranker.from_pretrained(tiny_model_dir, device="cpu", dtype="float32", adapter=out, merge_adapter=True)
-    assert unmerged.backend._fast  # the unwrapped PeftModel keeps the fast path (prefix cache, 3D rope)
+    assert unmerged.backend.fast_path  # the unwrapped PeftModel keeps the fast path (prefix cache, 3D rope)
     moved = 0.0
     for query, docs, _ in _eval_pairs(task["eval"])[:6]:
         expected = _scores(in_memory, query, docs)

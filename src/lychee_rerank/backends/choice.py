@@ -1,13 +1,18 @@
-"""Which backend runs: the full model when one is configured, else the offline lite backend."""
+"""Which backend runs: the full model when one is configured, else the offline lite backend.
+
+Pure policy, no imports of any backend: :func:`lychee_rerank.backends.choose` calls it with
+the registered names.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 DEFAULT_HUB_MODEL = "vec-ai/lychee-rerank-mm"
-BACKENDS = ("auto", "lychee", "lite")
+BUILTIN_BACKENDS = ("lychee", "lite")
 
 
 @dataclass(frozen=True)
@@ -30,14 +35,17 @@ def hub_cache_has(repo_id: str) -> bool:
     return any(repo.repo_id == repo_id and repo.repo_type == "model" for repo in cache.repos)
 
 
-def choose_backend(backend: str = "auto", model: str | Path | None = None) -> BackendChoice:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+def choose_backend(
+    backend: str = "auto", model: str | Path | None = None, known: Sequence[str] = BUILTIN_BACKENDS
+) -> BackendChoice:
+    """Resolve ``auto``; check a named backend is one of ``known`` (the registered names)."""
+    if backend != "auto" and backend not in known:
+        raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(('auto', *known))}")
     configured = str(model) if model else os.environ.get("LYCHEE_MODEL") or None
     if backend == "lychee":
         return BackendChoice("lychee", configured or DEFAULT_HUB_MODEL)
-    if backend == "lite":
-        return BackendChoice("lite")
+    if backend != "auto":
+        return BackendChoice(backend, configured if backend != "lite" else None)
     if configured:
         return BackendChoice("lychee", configured)
     if hub_cache_has(DEFAULT_HUB_MODEL):

@@ -32,19 +32,26 @@ from typing import Any, Hashable, Sequence
 import torch
 from PIL import Image
 
+from ..config import (
+    DEFAULT_MAX_BATCH_TOKENS,
+    DEFAULT_MAX_DOC_TOKENS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_QUERY_TOKENS,
+    DEFAULT_MIN_PIXELS,
+    DEFAULT_VISION_CACHE_BYTES,
+    RerankerConfig,
+)
 from ..inputs import Content, pixel_hash
-from .loading import LoadedModel, quiet_processor_warnings
 from ..parsing import parse_score
 from ..prompt import ScoringMode, build_messages
 from ..results import PairScore
 from .base import Backend, ProgressCallback
-from .vision_cache import DEFAULT_VISION_CACHE_BYTES, VisionCache
+from .families import family_of
+from .loading import LoadedModel, load, quiet_processor_warnings
+from .vision_cache import VisionCache
 
 logger = logging.getLogger("lychee_rerank")
 
-DEFAULT_MAX_QUERY_TOKENS = 2048
-DEFAULT_MAX_DOC_TOKENS = 4096
-DEFAULT_MAX_BATCH_TOKENS = 16384
 MIN_PREFIX_TOKENS = 16
 
 
@@ -137,17 +144,18 @@ class LycheeBackend(Backend):
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
         ip = self.processor.image_processor
         size = getattr(ip, "size", None) or {}
-        self._min_pixels = int(size.get("shortest_edge") or 4 * 28 * 28)
-        self._max_pixels = int(size.get("longest_edge") or 1280 * 28 * 28)
+        self._min_pixels = int(size.get("shortest_edge") or DEFAULT_MIN_PIXELS)
+        self._max_pixels = int(size.get("longest_edge") or DEFAULT_MAX_PIXELS)
         self._patch = int(getattr(ip, "patch_size", 14))
         self._merge = int(getattr(ip, "merge_size", 2))
-        # The fast path needs Qwen-VL's rope helper; other VLMs use the processor path.
-        self._fast = scoring == "yesno" and hasattr(getattr(self.model, "model", None), "get_rope_index")
+        # The fast path needs Qwen-VL's rope helper: the families table says which models have it.
+        self.family = family_of(self.model)
+        self._fast = scoring == "yesno" and self.family.fast_path
         self.vision_cache = VisionCache(vision_cache_bytes)
         self._pool = ThreadPoolExecutor(
             max_workers=preprocess_workers or min(4, os.cpu_count() or 1), thread_name_prefix="lychee-preprocess"
         )
-        self.stats: Counter[str] = Counter()
+        self._stats = Counter()
         # One forward at a time: the model object is shared between threads (server).
         self._lock = threading.Lock()
 
@@ -199,6 +207,30 @@ class LycheeBackend(Backend):
         """The query cut to ``max_query_tokens``, as every scoring (and fine-tuning) call sees it."""
         q_text, q_truncated = self.truncate(query.text, self.max_query_tokens)
         return Content(text=q_text, image=query.image, source=query.source, image_hash=query.image_hash), q_truncated
+
+    def pair(self, index: int, query: Content, document: Content, instruction: str) -> _Pair:
+        """One pair as scoring prepares it (query and document cut to the token limits)."""
+        query, q_truncated = self.fit_query(query)
+        return self.prepare(index, query, document, instruction, q_truncated)
+
+    @property
+    def device(self) -> Any:
+        return self.loaded.device
+
+    @property
+    def model_name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def fast_path(self) -> bool:
+        """Token ids built here, prefix KV cache, cached vision features (yes/no scoring of a known family)."""
+        return self._fast
+
+    def training_view(self) -> "LycheeBackend":
+        """This backend, as the :class:`~.base.TrainingView` fine-tuning uses."""
+        if self.scoring != "yesno" or not self._fast:
+            raise ValueError("fine-tuning needs yes/no scoring on a Qwen2.5-VL style model")
+        return self
 
     def render_prompt(self, query: Content, document: Content, instruction: str) -> str:
         """The chat-templated text the model reads for one pair (images as their placeholder tokens).
@@ -568,3 +600,32 @@ class LycheeBackend(Backend):
             "attn_implementation": self.loaded.attn_implementation,
             "scoring": self.scoring,
         }
+
+
+def create_backend(config: RerankerConfig, **options: Any) -> LycheeBackend:
+    """Registry factory (:func:`lychee_rerank.backends.create`): load the model, wrap it.
+
+    ``options`` go to :class:`LycheeBackend` (e.g. ``max_new_tokens``, ``preprocess_workers``).
+    """
+    if not config.model:
+        raise ValueError("the lychee backend needs a model: a hub id or a local directory")
+    loaded = load(
+        config.model,
+        device=config.device,
+        dtype=config.dtype,
+        attn_implementation=config.attn_implementation,
+        min_pixels=config.min_pixels,
+        max_pixels=config.max_pixels,
+        adapter=config.adapter,
+        merge_adapter=config.merge_adapter,
+    )
+    return LycheeBackend(
+        loaded,
+        scoring=config.scoring,
+        max_query_tokens=config.max_query_tokens,
+        max_doc_tokens=config.max_doc_tokens,
+        max_batch_tokens=config.max_batch_tokens,
+        prefix_cache=config.prefix_cache,
+        vision_cache_bytes=config.vision_cache_bytes,
+        **options,
+    )

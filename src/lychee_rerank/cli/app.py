@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..config import RerankerConfig
 from ..inputs import InputError, is_image_path, to_query
 from ..prompt import load_templates
 from ..results import RerankResult, to_csv, to_json, to_jsonl
@@ -183,22 +184,26 @@ def _load_reranker(
     templates_file: Path | None = None,
 ) -> Any:
     """Load the reranker the way every command does, or exit with a one-line reason."""
+    config = RerankerConfig(backend=backend, model=model, adapter=adapter, scoring=scoring).with_(  # type: ignore[arg-type]
+        device=device, dtype=dtype, attn_implementation=attn, max_pixels=max_pixels,
+        templates_file=str(templates_file) if templates_file else None,
+    )
+    return load_reranker(config)
+
+
+def load_reranker(config: RerankerConfig) -> Any:
+    """:func:`_load_reranker` from a config: the one place the CLI builds a reranker."""
+    from .. import backends
     from ..engine import LycheeReranker
-    from ..backends.choice import choose_backend
 
     _quiet_libraries()
     try:
-        chosen = choose_backend(backend, model).backend
+        backends.choose(config.backend, config.model)
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
-    kwargs: dict[str, Any] = {"templates_file": templates_file}
-    if chosen == "lychee":
-        kwargs.update(device=device, dtype=dtype, attn_implementation=attn, scoring=scoring, adapter=adapter)
-        if max_pixels is not None:
-            kwargs["max_pixels"] = max_pixels
     try:
-        rr = LycheeReranker.load(backend, model, notice=lambda line: err.print(f"[yellow]{line}[/]"), **kwargs)
+        rr = LycheeReranker.from_config(config, notice=lambda line: err.print(f"[yellow]{line}[/]"))
     except (OSError, ValueError, ImportError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1)
@@ -237,8 +242,7 @@ def analyze(
     if result.error:
         err.print(f"[red]error:[/] {result.error}")
         raise typer.Exit(2)
-    render_prompt = getattr(rr.backend, "render_prompt", None)
-    prompt = render_prompt(rr.to_query(q), to_content(d), instruction_used) if render_prompt else None
+    prompt = rr.backend.render_prompt(rr.to_query(q), to_content(d), instruction_used)
     data = {
         "score": result.score, "yes_logit": result.yes_logit, "no_logit": result.no_logit,
         "instruction": instruction_used, "truncated": result.truncated, "prompt": prompt, "evidence": result.evidence,
@@ -512,16 +516,16 @@ def batch(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (or RAY_ADDRESS); default: a local instance."),
 ) -> None:
     """Rerank a file of queries offline (Ray Data actors, or --local); resumable after a crash."""
-    from ..jobs.batch import RerankerSpec, ScoreOptions, run_batch, stderr_progress
-    from ..backends.choice import choose_backend
+    from .. import backends
+    from ..jobs.batch import ScoreOptions, run_batch, stderr_progress
 
-    _quiet_libraries()
     try:
-        choose_backend(backend, model)
+        backends.choose(backend, model)
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
-    spec = RerankerSpec(backend=backend, model=model, adapter=adapter, device=device, dtype=dtype)
+    _quiet_libraries()
+    spec = RerankerConfig(backend=backend, model=model, adapter=adapter, device=device, dtype=dtype)
     try:
         summary = run_batch(
             input_path, output_path, spec, ScoreOptions(instruction=instruction, batch_size=batch_size), local=local,

@@ -27,37 +27,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TextIO
 
+from ..config import RerankerConfig
+
 #: Seconds between progress lines on stderr.
 PROGRESS_EVERY_S = 2.0
 
 
 # --------------------------------------------------------------------------- configuration
-@dataclass(frozen=True)
-class RerankerSpec:
-    """How each worker builds its reranker: a picklable recipe, not a loaded model."""
+#: How each worker builds its reranker: a picklable recipe, not a loaded model. The job spec
+#: is the library's one reranker config (backend, model, adapter, device, limits, lite cache).
+RerankerSpec = RerankerConfig
 
-    backend: str = "auto"
-    model: Optional[str] = None
-    adapter: Optional[str] = None
-    device: str = "auto"
-    dtype: str = "auto"
-    lite_cache_dir: Optional[str] = None
 
-    def load(self) -> Any:
-        """Load like every other interface does (``--backend auto|lychee|lite``)."""
-        from ..engine import LycheeReranker
-        from ..backends.choice import choose_backend
+def load_reranker(spec: RerankerConfig) -> Any:
+    """Load like every other interface does (``--backend auto|lychee|lite``)."""
+    from ..engine import LycheeReranker
 
-        choice = choose_backend(self.backend, self.model)
-        if choice.backend == "lychee":
-            kwargs: dict[str, Any] = {"device": self.device, "dtype": self.dtype}
-            if self.adapter:
-                kwargs["adapter"] = self.adapter
-            return LycheeReranker.load("lychee", choice.model, **kwargs)
-        lite_kwargs: dict[str, Any] = {}
-        if self.lite_cache_dir:
-            lite_kwargs["cache_dir"] = self.lite_cache_dir
-        return LycheeReranker.load("lite", **lite_kwargs)
+    return LycheeReranker.from_config(spec)
 
 
 @dataclass(frozen=True)
@@ -251,7 +237,7 @@ class _RayScorer:
 
     def __init__(self, spec: RerankerSpec, options: ScoreOptions) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        self.reranker = spec.load()
+        self.reranker = load_reranker(spec)
         self.options = options
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -341,7 +327,7 @@ def run_batch(
         writer = _Writer(fh, summary, len(pending), progress)
         if pending:
             if local:
-                rr = reranker if reranker is not None else spec.load()
+                rr = reranker if reranker is not None else load_reranker(spec)
                 for chunk in _chunks(pending, queries_per_batch):
                     for record in score_payloads(rr, chunk, options):
                         writer.write(record)

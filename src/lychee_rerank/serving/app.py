@@ -44,7 +44,6 @@ from .schemas import (
     Usage,
 )
 from ..engine import LycheeReranker
-from ..inputs import ImageLimits
 from .middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -99,23 +98,7 @@ def error_response(status: int, type_: str, message: str, *, headers: dict[str, 
 # --------------------------------------------------------------------------- model lifecycle
 def default_loader(settings: ServerSettings) -> LycheeReranker:
     """Load the backend the settings name, with the server's image limits."""
-    from ..backends.choice import choose_backend
-
-    choice = choose_backend(settings.backend, settings.model)
-    if choice.notice:
-        logger.warning(choice.notice)
-    limits = ImageLimits(max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
-    if choice.backend == "lychee":
-        kwargs: dict[str, Any] = {}
-        if settings.model_max_pixels is not None:
-            kwargs["max_pixels"] = settings.model_max_pixels
-        if settings.adapter:
-            kwargs["adapter"] = settings.adapter
-        return LycheeReranker.load(
-            "lychee", choice.model, device=settings.device, dtype=settings.dtype,
-            attn_implementation=settings.attn_implementation, image_limits=limits, **kwargs,
-        )
-    return LycheeReranker.load("lite", image_limits=limits)
+    return LycheeReranker.from_config(settings.reranker_config(), notice=logger.warning)
 
 
 class ModelHolder:
@@ -294,7 +277,7 @@ def create_app(
         )
 
         def job(cancel: threading.Event) -> list[RerankResult]:
-            stats = getattr(rr.backend, "stats", {})
+            stats = rr.backend.stats
             oom_before = stats.get("oom_backoffs", 0)
             # A merged pass serves several requests: one request's timeout does not stop it (that
             # request still gets its 504 on time); it stops once all of them have given up.
@@ -390,8 +373,7 @@ def create_app(
             result = rr.rerank(
                 prepared.query, [document], instruction=instruction, batch_size=1, progress=batch_observer(cancel)
             )[0]
-            render = getattr(rr.backend, "render_prompt", None)
-            text = render(prepared.query, document, instruction) if callable(render) else None
+            text = rr.backend.render_prompt(prepared.query, document, instruction)
             return result, text or plain_prompt(build_messages(prepared.query, document, instruction).messages)
 
         metrics.documents.labels("/v1/analyze").inc()

@@ -9,12 +9,12 @@ defaults below. Tests and embedding applications build one directly and hand it 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-MiB = 1024 * 1024
+from ..config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, MiB, RerankerConfig
 
 
 class ServerSettings(BaseSettings):
@@ -25,7 +25,7 @@ class ServerSettings(BaseSettings):
     # ---------------------------------------------------------------- binding and model
     host: str = Field("127.0.0.1", description="Interface to bind. Loopback by default: exposing it is a decision.")
     port: int = Field(8080, ge=0, le=65535)
-    backend: Literal["auto", "lychee", "lite"] = Field("auto", description="Which scoring backend to load.")
+    backend: str = Field("auto", description="Which scoring backend to load: auto, lychee, lite (or a registered one).")
     model: Optional[str] = Field(None, description="Hub id or local directory of the model (backend lychee).")
     device: str = "auto"
     dtype: str = "auto"
@@ -52,11 +52,22 @@ class ServerSettings(BaseSettings):
     # ---------------------------------------------------------------- limits
     max_documents: int = Field(1000, ge=1, description="Documents per request.")
     max_request_bytes: int = Field(64 * MiB, ge=1024, description="Size of a request body.")
-    max_image_bytes: int = Field(20 * MiB, ge=1, description="Size of one encoded image.")
-    max_image_pixels: int = Field(40_000_000, ge=1, description="Width x height of one image, checked before decoding.")
+    max_image_bytes: int = Field(DEFAULT_MAX_IMAGE_BYTES, ge=1, description="Size of one encoded image.")
+    max_image_pixels: int = Field(
+        DEFAULT_MAX_IMAGE_PIXELS, ge=1, description="Width x height of one image, checked before decoding."
+    )
     max_text_chars: int = Field(100_000, ge=1, description="Characters in one query, document or instruction text.")
     request_timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit for one request; past it: 504.")
     max_queue: int = Field(64, ge=1, description="Requests admitted to the model (running + waiting); past it: 503.")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from ..backends import names
+
+        if value != "auto" and value not in names():
+            raise ValueError(f"unknown backend {value!r}: use one of {', '.join(('auto', *names()))}")
+        return value
 
     @field_validator("allow_local_dir")
     @classmethod
@@ -67,6 +78,14 @@ class ServerSettings(BaseSettings):
         if not resolved.is_dir():
             raise ValueError(f"allow_local_dir {value} is not an existing directory")
         return resolved
+
+    def reranker_config(self) -> RerankerConfig:
+        """The reranker these settings describe (the service's image limits included)."""
+        return RerankerConfig(backend=self.backend, model=self.model, adapter=self.adapter).with_(
+            device=self.device, dtype=self.dtype, attn_implementation=self.attn_implementation,
+            max_pixels=self.model_max_pixels, image_max_pixels=self.max_image_pixels,
+            image_max_bytes=self.max_image_bytes,
+        )
 
     @property
     def api_key_value(self) -> Optional[str]:

@@ -7,7 +7,7 @@
 Why it is built this way:
 
 * **Same prompt, same tensors.** Every training pair goes through
-  :meth:`LycheeBackend.prepare` (which calls :func:`~lychee_rerank.prompt.build_messages`) and
+  :meth:`LycheeBackend.pair` (which calls :func:`~lychee_rerank.prompt.build_messages`) and
   :meth:`LycheeBackend.batch_logits` (left padding, explicit 3D rope positions), the functions
   that score pairs at inference. Scores cannot drift because training saw another prompt.
 * **Loss = two-way cross-entropy over the ``[no, yes]`` logits at the last position.** The
@@ -54,11 +54,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from ..inputs import InputError, to_content
 from ..prompt import resolve_instruction
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..backends.lychee import LycheeBackend, _Pair
+    from ..backends.base import TrainingView
     from ..engine import LycheeReranker
 
 logger = logging.getLogger("lychee_rerank")
@@ -123,8 +124,8 @@ class FinetuneConfig:
     attn_implementation: str = "auto"
     max_query_tokens: int | None = None
     max_doc_tokens: int | None = None
-    min_pixels: int | None = 4 * 28 * 28
-    max_pixels: int | None = 1280 * 28 * 28
+    min_pixels: int | None = DEFAULT_MIN_PIXELS
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
@@ -527,26 +528,20 @@ def ranking_metrics(
 class _Trainer:
     def __init__(self, reranker: "LycheeReranker", config: FinetuneConfig, train: Dataset, held: list[Group],
                  bad_records: list[BadRecord]) -> None:
-        from ..backends.lychee import LycheeBackend
-
-        backend = reranker.backend
-        if not isinstance(backend, LycheeBackend):
-            raise ValueError(f"fine-tuning needs the model backend, got {backend.name!r}")
-        if backend.scoring != "yesno" or not backend._fast:
-            raise ValueError("fine-tuning needs yes/no scoring on a Qwen2.5-VL style model")
+        backend = reranker.backend.training_view()
         if _has_lora(backend.model):
             raise ValueError(
                 "the model already carries an unmerged adapter: load it with merge_adapter=True to train a new "
                 "adapter on top of it"
             )
         self.reranker = reranker
-        self.backend: LycheeBackend = backend
+        self.backend: TrainingView = backend
         self.config = config
         self.train_groups = train.groups
         self.eval_groups = held
         self.bad_records = bad_records
         self.instruction_default = resolve_instruction(config.instruction)
-        self.device = backend.loaded.device
+        self.device = backend.device
         self.history: list[EvalResult] = []
         self.checkpoints_written: list[str] = []
 
@@ -590,17 +585,16 @@ class _Trainer:
             self.backend.vision_cache.clear()  # features from the old tower are stale
 
     # ------------------------------------------------------------------ forward
-    def _pairs(self, examples: Sequence[tuple[Group, Any]]) -> list["_Pair"]:
+    def _pairs(self, examples: Sequence[tuple[Group, Any]]) -> list[Any]:
         pairs = []
         for i, (group, document) in enumerate(examples):
             query = to_content(group.query, base_dir=group.base_dir)
-            query, q_truncated = self.backend.fit_query(query)
             doc = to_content(document, base_dir=group.base_dir)
             instruction = group.instruction or self.instruction_default
-            pairs.append(self.backend.prepare(i, query, doc, instruction, q_truncated))
+            pairs.append(self.backend.pair(i, query, doc, instruction))
         return pairs
 
-    def _features(self, pairs: list["_Pair"], grad: bool) -> list[torch.Tensor]:
+    def _features(self, pairs: list[Any], grad: bool) -> list[torch.Tensor]:
         images = [im for p in pairs for im in p.images]
         if not images:
             return []
@@ -770,7 +764,7 @@ class _Trainer:
                 shutil.rmtree(old, ignore_errors=True)
         logger.info(
             "fine-tuning %s: %d steps, %d training pairs (%d queries), %d held-out pairs, %d trainable parameters",
-            self.backend.loaded.name, total, sum(g.n_pairs for g in self.train_groups), len(self.train_groups),
+            self.backend.model_name, total, sum(g.n_pairs for g in self.train_groups), len(self.train_groups),
             sum(g.n_pairs for g in self.eval_groups), self.n_trainable,
         )
         if resumed_from is None:
@@ -834,7 +828,7 @@ class _Trainer:
         report = FinetuneReport(
             output_dir=str(c.output_dir),
             adapter_dir=str(c.output_dir),
-            base_model=str(self.backend.loaded.name),
+            base_model=str(self.backend.model_name),
             steps=step,
             resumed_from_step=resumed_from,
             epochs_completed=epoch,
