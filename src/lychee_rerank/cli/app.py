@@ -196,12 +196,12 @@ def load_reranker(config: RerankerConfig) -> Any:
     from .. import backends
     from ..engine import LycheeReranker
 
-    _quiet_libraries()
     try:
         backends.choose(config.backend, config.model)
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
+    _quiet_libraries()  # imports transformers: only once a backend is about to load
     try:
         rr = LycheeReranker.from_config(config, notice=lambda line: err.print(f"[yellow]{line}[/]"))
     except (OSError, ValueError, ImportError) as exc:

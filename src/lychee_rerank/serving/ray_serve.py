@@ -7,14 +7,13 @@ spreads requests over the replicas; ``max_ongoing_requests`` bounds what one rep
 (the app's own micro-batching then shares forward passes among those), and an autoscaling
 config lets Serve add or remove replicas with the load.
 
-Entry points: ``lychee serve-ray --replicas N`` or ``python -m lychee_rerank.serving.ray_serve --replicas N``.
+Entry point: ``lychee serve-ray --replicas N`` (:mod:`lychee_rerank.cli.serve`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -103,13 +102,3 @@ def run(
     serve.start(http_options={"host": settings.host, "port": settings.port})
     return serve.run(build_app(settings, options), name=APP_NAME, route_prefix="/", blocking=blocking)
 
-
-def main(argv: Optional[list[str]] = None) -> None:
-    """``python -m lychee_rerank.serving.ray_serve``: the same flags as ``lychee serve-ray``."""
-    from ..cli import app
-
-    app(["serve-ray", *(argv if argv is not None else sys.argv[1:])])
-
-
-if __name__ == "__main__":
-    main()
