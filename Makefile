@@ -20,7 +20,7 @@ demo: setup $(GALLERY)/.done
 	$(LYCHEE) rerank "$(QUERY)" $(GALLERY) --top-k 5
 
 eval: setup $(GALLERY)/.done
-	$(PY) -m lychee_rerank.jobs.eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite
+	$(LYCHEE) eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite --pr-curve eval-pr-lite.png
 
 test:
 	@bash scripts/setup.sh --browser

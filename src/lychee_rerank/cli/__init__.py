@@ -5,6 +5,7 @@ package registers the others (:mod:`.serve`, :mod:`.jobs`, :mod:`.training`). No
 imported here: each command imports what it needs when it runs.
 """
 
+from . import jobs, serve, training  # noqa: F401 - registers their commands on ``app``
 from .app import app, main
 
 __all__ = ["app", "main"]

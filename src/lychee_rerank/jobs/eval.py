@@ -1,6 +1,6 @@
 """Ranking metrics and a labelled-set evaluation for any backend.
 
-    python -m lychee_rerank.jobs.eval examples/eval/gallery_eval.jsonl --images examples/gallery --backend lite
+    lychee eval examples/eval/gallery_eval.jsonl --images examples/gallery --backend lite
 
 The JSONL file has one query per line::
 
@@ -24,12 +24,10 @@ Metric conventions (the usual IR definitions):
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -180,8 +178,6 @@ def _decode_or_path(path: Path) -> Any:
 
 def evaluate(reranker: Any, jsonl_path: str | Path, image_dir: str | Path) -> EvalReport:
     """Rank the whole gallery for every labelled query and score the rankings."""
-    from ..inputs import to_content
-
     image_dir = Path(image_dir)
     files = gallery_files(image_dir)
     if not files:
@@ -245,42 +241,30 @@ def format_report(report: EvalReport, *, per_query: bool = True) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lychee_rerank.jobs.eval", description="Recall@1, MRR and nDCG@5 on a labelled JSONL set."
-    )
-    parser.add_argument("file", type=Path, help="labelled queries (JSONL)")
-    parser.add_argument("--images", type=Path, required=True, help="gallery directory the labels refer to")
-    parser.add_argument("--backend", default="lite", choices=("auto", "lychee", "lite"))
-    parser.add_argument("--model", default=None, help="model id or directory for --backend lychee/auto")
-    parser.add_argument(
-        "--cache-dir",
-        default=None,
-        help="lite backend analysis cache (default: $LYCHEE_CACHE_DIR or ~/.cache/lychee-rerank/lite)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the full report as JSON")
-    parser.add_argument("--quiet", action="store_true", help="summary only")
-    args = parser.parse_args(argv)
+def metric_rows(
+    report: EvalReport, queries: Mapping[str, Mapping[str, Any]], k: int
+) -> tuple[list[dict[str, Any]], list[float], list[float]]:
+    """Per query set (``all`` first, then each ``lang``): nDCG@k, MRR, MAP, Recall@1, Recall@k.
 
-    from ..engine import LycheeReranker
-
-    kwargs: dict[str, Any] = {}
-    if args.cache_dir and args.backend != "lychee":
-        kwargs["cache_dir"] = args.cache_dir
-    reranker = LycheeReranker.load(args.backend, args.model, notice=lambda m: print(m, file=sys.stderr), **kwargs)
-    report = evaluate(reranker, args.file, args.images)
-    if args.json:
-        print(
-            json.dumps(
-                {"summary": report.summary(), "queries": [asdict(q) for q in report.queries]},
-                ensure_ascii=False,
-                indent=1,
-            )
-        )
-    else:
-        print(format_report(report, per_query=not args.quiet))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Also returns every (score, graded label) pair of the report, for the precision-recall curve.
+    """
+    by_set: dict[str, list[Any]] = {}
+    scores: list[float] = []
+    labels: list[float] = []
+    for q in report.queries:
+        grades = {d: float(g) for d, g in queries[q.id]["relevant"].items()}
+        by_set.setdefault(q.lang, []).append((q, grades))
+        scores.extend(q.scores)
+        labels.extend(grades.get(d, 0.0) for d in q.ranking)
+    rows = []
+    for name, members in [("all", [m for ms in by_set.values() for m in ms]), *sorted(by_set.items())]:
+        n = len(members)
+        rows.append({
+            "set": name, "queries": n,
+            f"nDCG@{k}": sum(ndcg_at_k(q.ranking, g, k) for q, g in members) / n,
+            "MRR": sum(reciprocal_rank(q.ranking, g) for q, g in members) / n,
+            "MAP": sum(average_precision(q.ranking, g) for q, g in members) / n,
+            "Recall@1": sum(recall_at_k(q.ranking, g, 1) for q, g in members) / n,
+            f"Recall@{k}": sum(recall_at_k(q.ranking, g, k) for q, g in members) / n,
+        })
+    return rows, scores, labels
