@@ -48,6 +48,7 @@ from ..results import PairScore
 from .base import Backend, ProgressCallback
 from .families import family_of
 from .loading import LoadedModel, load, quiet_processor_warnings
+from .packing import Pair, expand_image_pads, pack_batches, pack_ids, shared_prefix_length
 from .vision_cache import VisionCache
 
 logger = logging.getLogger("lychee_rerank")
@@ -72,24 +73,6 @@ def single_token_id(tokenizer: Any, word: str) -> int:
     if len(ids) != 1:
         raise ValueError(f"the tokenizer splits {word!r} into {len(ids)} tokens; yes/no scoring needs one token each")
     return int(ids[0])
-
-
-@dataclass
-class _Pair:
-    """One pair ready for the model: token ids with image pads expanded, and its images."""
-
-    index: int
-    text: str
-    images: list[Image.Image]
-    keys: list[Hashable]
-    grids: list[tuple[int, int, int]]
-    ids: list[int]
-    truncated: bool
-    result: PairScore | None = field(default=None)
-
-    @property
-    def length(self) -> int:
-        return len(self.ids)
 
 
 @dataclass
@@ -186,7 +169,7 @@ class LycheeBackend(Backend):
     def _image_key(self, image: Image.Image, image_hash: str | None) -> Hashable:
         return (image_hash or pixel_hash(image), self._min_pixels, self._max_pixels)
 
-    def prepare(self, index: int, query: Content, document: Content, instruction: str, query_truncated: bool) -> _Pair:
+    def prepare(self, index: int, query: Content, document: Content, instruction: str, query_truncated: bool) -> Pair:
         doc_text, doc_truncated = self.truncate(document.text, self.max_doc_tokens)
         document = Content(text=doc_text, image=document.image, source=document.source, image_hash=document.image_hash)
         prompt = build_messages(query, document, instruction, mode=self.scoring)
@@ -194,21 +177,16 @@ class LycheeBackend(Backend):
         hashes = [c.image_hash for c in (query, document) if c.image is not None]
         keys = [self._image_key(im, h) for im, h in zip(prompt.images, hashes)]
         grids = [self.grid(im) for im in prompt.images]
-        pieces = text.split(self.image_token)
-        if len(pieces) != len(grids) + 1:
-            raise ValueError(f"chat template produced {len(pieces) - 1} image placeholders for {len(grids)} images")
-        expanded = pieces[0]
-        for g, piece in zip(grids, pieces[1:]):
-            expanded += self.image_token * self.image_tokens(g) + piece
+        expanded = expand_image_pads(text, self.image_token, [self.image_tokens(g) for g in grids])
         ids = self.tokenizer(expanded, add_special_tokens=False)["input_ids"]
-        return _Pair(index, text, prompt.images, keys, grids, ids, query_truncated or doc_truncated)
+        return Pair(index, text, prompt.images, keys, grids, ids, query_truncated or doc_truncated)
 
     def fit_query(self, query: Content) -> tuple[Content, bool]:
         """The query cut to ``max_query_tokens``, as every scoring (and fine-tuning) call sees it."""
         q_text, q_truncated = self.truncate(query.text, self.max_query_tokens)
         return Content(text=q_text, image=query.image, source=query.source, image_hash=query.image_hash), q_truncated
 
-    def pair(self, index: int, query: Content, document: Content, instruction: str) -> _Pair:
+    def pair(self, index: int, query: Content, document: Content, instruction: str) -> Pair:
         """One pair as scoring prepares it (query and document cut to the token limits)."""
         query, q_truncated = self.fit_query(query)
         return self.prepare(index, query, document, instruction, q_truncated)
@@ -241,24 +219,9 @@ class LycheeBackend(Backend):
         query, q_truncated = self.fit_query(query)
         return self.prepare(0, query, document, instruction, q_truncated).text
 
-    def batches(self, pairs: list[_Pair], batch_size: int, offset: int = 0) -> list[list[_Pair]]:
+    def batches(self, pairs: list[Pair], batch_size: int, offset: int = 0) -> list[list[Pair]]:
         """Sort by length and pack under ``batch_size`` pairs and ``max_batch_tokens`` padded tokens."""
-        out: list[list[_Pair]] = []
-        current: list[_Pair] = []
-        longest = 0
-        for pair in sorted(pairs, key=lambda p: p.length):
-            cost = pair.length - offset
-            new_longest = max(longest, cost)
-            too_many = len(current) >= batch_size
-            too_big = self.max_batch_tokens is not None and (len(current) + 1) * new_longest > self.max_batch_tokens
-            if current and (too_many or too_big):
-                out.append(current)
-                current, new_longest = [], cost
-            current.append(pair)
-            longest = new_longest
-        if current:
-            out.append(current)
-        return out
+        return pack_batches(pairs, batch_size, self.max_batch_tokens, offset)
 
     # ------------------------------------------------------------------ scoring
     def score_pairs(
@@ -286,7 +249,7 @@ class LycheeBackend(Backend):
         return [p.result or PairScore(error="not scored") for p in pairs]
 
     def _run_batches(
-        self, pairs: list[_Pair], call: _Call, batch_size: int, offset: int, progress: ProgressCallback | None
+        self, pairs: list[Pair], call: _Call, batch_size: int, offset: int, progress: ProgressCallback | None
     ) -> None:
         """Score ``pairs`` in length-packed batches, storing each result on its pair."""
         done = 0
@@ -318,7 +281,7 @@ class LycheeBackend(Backend):
         if len(merged) == 1 or not self._fast:
             return self._score_merged(groups, list(merged.values()), batch_size, progress)
         call = _Call()
-        pairs_by_group: list[list[_Pair]] = []
+        pairs_by_group: list[list[Pair]] = []
         for query, docs, instruction in groups:
             query, truncated = self.fit_query(query)
             pairs_by_group.append([self.prepare(i, query, d, instruction, truncated) for i, d in enumerate(docs)])
@@ -344,7 +307,7 @@ class LycheeBackend(Backend):
             self.stats["coalesced_requests"] += len(groups)
         return out
 
-    def _score_robust(self, batch: list[_Pair], call: _Call) -> list[PairScore]:
+    def _score_robust(self, batch: list[Pair], call: _Call) -> list[PairScore]:
         """Score a batch; on CUDA OOM halve it, on any other failure isolate the bad pair."""
         try:
             return self._forward(batch, call)
@@ -364,7 +327,7 @@ class LycheeBackend(Backend):
             return [r for pair in batch for r in self._score_robust([pair], call)]
 
     @torch.inference_mode()
-    def _forward(self, batch: list[_Pair], call: _Call) -> list[PairScore]:
+    def _forward(self, batch: list[Pair], call: _Call) -> list[PairScore]:
         if not self._fast:
             return self._forward_processor(batch)
         with self._lock:
@@ -392,7 +355,7 @@ class LycheeBackend(Backend):
             out = self.processor.image_processor(images=[image], return_tensors="pt")
         return out["pixel_values"], out["image_grid_thw"]
 
-    def _start_preprocessing(self, pairs: list[_Pair], call: _Call) -> None:
+    def _start_preprocessing(self, pairs: list[Pair], call: _Call) -> None:
         """Queue pixel preprocessing of every uncached image; it overlaps with model compute."""
         for pair in pairs:
             for key, image in zip(pair.keys, pair.images):
@@ -405,7 +368,7 @@ class LycheeBackend(Backend):
                 else:
                     call.pending[key] = self._pool.submit(self._preprocess, image)
 
-    def _features(self, pairs: list[_Pair], call: _Call, start: int = 0) -> list[torch.Tensor]:
+    def _features(self, pairs: list[Pair], call: _Call, start: int = 0) -> list[torch.Tensor]:
         """Vision-tower outputs for the images of ``pairs`` (from image ``start`` of each pair), in order."""
         wanted = [k for p in pairs for k in p.keys[start:]]
         missing = list(dict.fromkeys(k for k in wanted if k not in call.features))
@@ -452,10 +415,10 @@ class LycheeBackend(Backend):
         return positions
 
     # ------------------------------------------------------------------ language model
-    def _logits_full(self, batch: list[_Pair], call: _Call) -> torch.Tensor:
+    def _logits_full(self, batch: list[Pair], call: _Call) -> torch.Tensor:
         return self.batch_logits(batch, self._features(batch, call))
 
-    def batch_logits(self, batch: list[_Pair], features: list[torch.Tensor]) -> torch.Tensor:
+    def batch_logits(self, batch: list[Pair], features: list[torch.Tensor]) -> torch.Tensor:
         """Last-position logits (``[len(batch), vocab]``, float32) of a left-padded batch.
 
         ``features`` are the vision outputs of the batch's images, in order. No lock and no
@@ -475,44 +438,15 @@ class LycheeBackend(Backend):
         )
         return out.logits[:, -1, :].float()
 
-    def _pack(self, batch: list[_Pair], prefix: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids and attention mask laid out as [shared prefix | left-padded rest].
-
-        Left padding puts every row's answer slot at the last position; with a prefix, the
-        padding sits between the prefix (in the KV cache) and each row's own tokens.
-        """
-        width = max(pair.length for pair in batch) - prefix
-        ids = torch.full((len(batch), prefix + width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, pair in enumerate(batch):
-            ids[row, :prefix] = torch.tensor(pair.ids[:prefix], dtype=torch.long)
-            mask[row, :prefix] = 1
-            start = prefix + width - (pair.length - prefix)
-            ids[row, start:] = torch.tensor(pair.ids[prefix:], dtype=torch.long)
-            mask[row, start:] = 1
+    def _pack(self, batch: list[Pair], prefix: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = pack_ids(batch, self.tokenizer.pad_token_id, prefix)
         return ids.to(self.loaded.device), mask.to(self.loaded.device)
 
-    def _build_prefix(self, pairs: list[_Pair], call: _Call, n_query_images: int) -> _Prefix | None:
+    def _build_prefix(self, pairs: list[Pair], call: _Call, n_query_images: int) -> _Prefix | None:
         """Run the shared prefix once; ``None`` where continuing from it would not be safe."""
         first = pairs[0].ids
-        length = min(p.length for p in pairs) - 1  # every pair keeps at least its last token
-        for pair in pairs[1:]:
-            ids = pair.ids
-            n = 0
-            limit = min(length, len(ids))
-            while n < limit and ids[n] == first[n]:
-                n += 1
-            length = n
-        # The prefix may hold the query's images only: identical pad ids of documents'
-        # images would match token-wise while their features differ.
         allowed = sum(self.image_tokens(g) for g in pairs[0].grids[:n_query_images])
-        seen = 0
-        for j in range(length):
-            if first[j] == self.image_token_id:
-                seen += 1
-                if seen > allowed:
-                    length = j - 1  # also leave the document's <|vision_start|> to the suffix
-                    break
+        length = shared_prefix_length(pairs, allowed, self.image_token_id)
         if length < MIN_PREFIX_TOKENS:
             self.stats["prefix_fallbacks"] += 1
             return None
@@ -531,7 +465,7 @@ class LycheeBackend(Backend):
             )
         return _Prefix(length=length, cache=out.past_key_values, n_images=n_query_images)
 
-    def _logits_from_prefix(self, batch: list[_Pair], call: _Call) -> torch.Tensor:
+    def _logits_from_prefix(self, batch: list[Pair], call: _Call) -> torch.Tensor:
         prefix = call.prefix
         assert prefix is not None
         p = prefix.length
@@ -551,7 +485,7 @@ class LycheeBackend(Backend):
         return out.logits[:, -1, :].float()
 
     # ------------------------------------------------------------------ processor path
-    def _encode(self, batch: list[_Pair]) -> Any:
+    def _encode(self, batch: list[Pair]) -> Any:
         images = [im for p in batch for im in p.images]
         with quiet_processor_warnings():
             inputs = self.processor(
@@ -566,7 +500,7 @@ class LycheeBackend(Backend):
             inputs["pixel_values"] = inputs["pixel_values"].to(self.loaded.dtype)
         return inputs
 
-    def _forward_processor(self, batch: list[_Pair]) -> list[PairScore]:
+    def _forward_processor(self, batch: list[Pair]) -> list[PairScore]:
         """Plain processor + model call: generate mode, and VLMs without Qwen's rope helper."""
         inputs = self._encode(batch)
         with self._lock:
