@@ -40,23 +40,23 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import shutil
 import sys
 import time
 import warnings
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-from ..inputs import InputError, to_content
+from ..inputs import to_content
 from ..prompt import resolve_instruction
+from .config import FinetuneConfig
+from .data import BadRecord, Dataset, Example, Group, pointwise_examples, epoch_units, load_dataset, pack, split_groups
+from .losses import listwise_loss, pointwise_loss, ranking_metrics, yes_no
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backends.base import TrainingView
@@ -73,96 +73,9 @@ REPORT_FILE = "finetune_report.json"
 #: Settings a resumed run must share with its checkpoint, or the saved state means something else.
 RESUME_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "train_vision", "batch_size", "grad_accum",
                "hard_negatives", "seed", "loss")
-MAX_LOGGED_BAD_RECORDS = 20
-
-
-# ----------------------------------------------------------------------------- configuration
-
-
-@dataclass
-class FinetuneConfig:
-    """Every knob of a run; saved next to each checkpoint so a resume can check it."""
-
-    output_dir: Path
-    max_steps: int | None = None
-    """Optimizer steps; when set it wins over ``epochs`` (the data is cycled as needed)."""
-    epochs: int = 1
-    lr: float = 1e-4
-    batch_size: int = 4
-    """Pairs per micro-batch (a hard-negative group is never split across micro-batches)."""
-    grad_accum: int = 1
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    train_vision: bool = False
-    hard_negatives: int = 0
-    """0: every pair on its own, shuffled. N > 0: each positive of a group trains in the same
-    micro-batch as N negatives of its own query, and a listwise term (softmax over the group's
-    yes-no margins, the positive as target) is added with weight ``listwise_weight``."""
-    listwise_weight: float = 1.0
-    loss: Literal["yesno", "vocab"] = "yesno"
-    """Training loss per pair (see the module docstring); the progress bar shows it plus the
-    listwise term, the held-out ``loss`` is always the log-loss of the score."""
-    seed: int = 0
-    resume: bool = True
-    """Continue from the latest checkpoint in ``output_dir``; ``False`` starts over and deletes them."""
-    eval_split: float = 0.1
-    """Share of the training queries held out when no eval file is given (split by query)."""
-    eval_every: int | None = None
-    """Also evaluate every N steps (the start, each epoch's end and the end always are)."""
-    eval_batch_size: int = 16
-    save_every: int = 200
-    keep_checkpoints: int = 2
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    gradient_checkpointing: bool = True
-    instruction: str | None = None
-    progress: bool = True
-    device: str = "auto"
-    dtype: str = "auto"
-    attn_implementation: str = "auto"
-    max_query_tokens: int | None = None
-    max_doc_tokens: int | None = None
-    min_pixels: int | None = DEFAULT_MIN_PIXELS
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-
-    def __post_init__(self) -> None:
-        self.output_dir = Path(self.output_dir)
-        checks = [
-            (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.grad_accum >= 1, "grad_accum must be >= 1"),
-            (self.lora_r >= 1, "lora_r must be >= 1"),
-            (0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)"),
-            (self.hard_negatives >= 0, "hard_negatives must be >= 0"),
-            (self.loss in ("yesno", "vocab"), "loss must be 'yesno' or 'vocab'"),
-            (0 <= self.eval_split < 1, "eval_split must be in [0, 1)"),
-            (self.save_every >= 1, "save_every must be >= 1"),
-            (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
-            (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
-            (self.eval_every is None or self.eval_every >= 1, "eval_every must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["output_dir"] = str(self.output_dir)
-        return out
 
 
 # ----------------------------------------------------------------------------- report
-
-
-@dataclass
-class BadRecord:
-    file: str
-    line: int
-    reason: str
 
 
 @dataclass
@@ -215,237 +128,6 @@ class FinetuneReport:
         return asdict(self)
 
 
-# ----------------------------------------------------------------------------- data
-
-
-@dataclass
-class Group:
-    """All labelled documents of one query (pairs records with the same query are merged)."""
-
-    query: Any
-    base_dir: Path
-    instruction: str | None
-    positives: list[Any] = field(default_factory=list)
-    negatives: list[Any] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-
-    @property
-    def n_pairs(self) -> int:
-        return len(self.positives) + len(self.negatives)
-
-
-@dataclass(frozen=True)
-class Example:
-    """One (query, document, label) the model sees; ``group`` indexes the dataset's groups."""
-
-    group: int
-    document: Any
-    label: bool
-
-
-@dataclass
-class Dataset:
-    groups: list[Group]
-    bad_records: list[BadRecord]
-
-    @property
-    def n_pairs(self) -> int:
-        return sum(g.n_pairs for g in self.groups)
-
-
-class _BadRecord(ValueError):
-    pass
-
-
-def _check_content(obj: Any, base_dir: Path, what: str) -> None:
-    """Decode once to prove the record usable (images are decoded again when batched)."""
-    if obj is None:
-        raise _BadRecord(f"{what} is missing")
-    if not isinstance(obj, (str, Mapping)):
-        raise _BadRecord(f"{what} must be a string or {{'text': ..., 'image': ...}}, got {type(obj).__name__}")
-    try:
-        content = to_content(obj, base_dir=base_dir)
-    except InputError as exc:
-        raise _BadRecord(f"{what}: {exc}") from exc
-    if content.is_empty or (not content.has_image and not (content.text or "").strip()):
-        raise _BadRecord(f"{what} is empty: give text, an image, or both")
-
-
-def _label(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return value > 0
-    raise _BadRecord(f"label must be true/false or a number >= 0, got {value!r}")
-
-
-def _key(query: Any, instruction: str | None) -> str:
-    return json.dumps([query, instruction], sort_keys=True, ensure_ascii=False)
-
-
-def load_dataset(source: str | Path | Iterable[Mapping[str, Any]], *, base_dir: Path | None = None) -> Dataset:
-    """Read pairs/groups JSONL (or records already in memory) into query groups.
-
-    Every problem is a :class:`BadRecord` with its line number (1-based; the position for
-    in-memory records), logged at WARNING and returned, never silently dropped.
-    """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read training data {path}: {exc}") from exc
-        name, folder = str(path), base_dir or path.parent
-        lines: Iterable[tuple[int, Any]] = ((n, raw) for n, raw in enumerate(text.splitlines(), start=1))
-    else:
-        name, folder = "<records>", base_dir or Path.cwd()
-        lines = enumerate(source, start=1)
-
-    groups: OrderedDict[str, Group] = OrderedDict()
-    bad: list[BadRecord] = []
-
-    def report(line: int, reason: str) -> None:
-        bad.append(BadRecord(name, line, reason))
-        if len(bad) <= MAX_LOGGED_BAD_RECORDS:
-            logger.warning("%s:%d: skipped: %s", name, line, reason)
-
-    for line, raw in lines:
-        if isinstance(raw, str):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                report(line, f"invalid JSON ({exc.msg} at column {exc.colno})")
-                continue
-        else:
-            record = raw
-        try:
-            _add_record(record, line, folder, groups, lambda reason, line=line: report(line, reason))
-        except _BadRecord as exc:
-            report(line, str(exc))
-    if len(bad) > MAX_LOGGED_BAD_RECORDS:
-        logger.warning("%s: %d bad records in all (first %d logged)", name, len(bad), MAX_LOGGED_BAD_RECORDS)
-    return Dataset(groups=[g for g in groups.values() if g.n_pairs], bad_records=bad)
-
-
-def _add_record(record: Any, line: int, folder: Path, groups: OrderedDict[str, Group], report_doc: Any) -> None:
-    if not isinstance(record, Mapping):
-        raise _BadRecord(f"expected a JSON object, got {type(record).__name__}")
-    if "query" not in record:
-        raise _BadRecord("missing field 'query'")
-    instruction = record.get("instruction")
-    if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
-        raise _BadRecord("'instruction' must be a non-empty string")
-    is_pair = "document" in record or "label" in record
-    is_group = "positives" in record or "negatives" in record
-    if is_pair == is_group:
-        raise _BadRecord(
-            "expected either 'document' and 'label' (a pair) or 'positives'/'negatives' (a group)"
-        )
-    _check_content(record["query"], folder, "query")
-    if is_pair:
-        if "document" not in record:
-            raise _BadRecord("missing field 'document'")
-        if "label" not in record:
-            raise _BadRecord("missing field 'label'")
-        label = _label(record["label"])
-        _check_content(record["document"], folder, "document")
-        docs = {True: [record["document"]], False: []} if label else {True: [], False: [record["document"]]}
-    else:
-        docs = {True: [], False: []}
-        for name, label in (("positives", True), ("negatives", False)):
-            items = record.get(name, [])
-            if not isinstance(items, list):
-                raise _BadRecord(f"'{name}' must be a list")
-            for i, doc in enumerate(items):
-                try:
-                    _check_content(doc, folder, f"{name}[{i}]")
-                except _BadRecord as exc:
-                    report_doc(str(exc))  # one bad document does not sink its group
-                    continue
-                docs[label].append(doc)
-        if not docs[True] and not docs[False]:
-            raise _BadRecord("group has no usable document")
-    key = _key(record["query"], instruction)
-    group = groups.get(key)
-    if group is None:
-        group = groups[key] = Group(query=record["query"], base_dir=folder, instruction=instruction)
-    group.positives.extend(docs[True])
-    group.negatives.extend(docs[False])
-    group.lines.append(line)
-
-
-def split_groups(groups: list[Group], share: float, seed: int) -> tuple[list[Group], list[Group]]:
-    """Hold out ``share`` of the queries (never a query's documents on both sides)."""
-    if share <= 0:
-        return groups, []
-    if len(groups) < 2:
-        logger.warning("only %d query in the training data: nothing held out for evaluation", len(groups))
-        return groups, []
-    order = list(range(len(groups)))
-    random.Random(seed).shuffle(order)
-    n_eval = min(len(groups) - 1, max(1, round(len(groups) * share)))
-    held = set(order[:n_eval])
-    return [g for i, g in enumerate(groups) if i not in held], [g for i, g in enumerate(groups) if i in held]
-
-
-def _pointwise(groups: Sequence[Group]) -> list[Example]:
-    return [
-        Example(gi, doc, label)
-        for gi, g in enumerate(groups)
-        for label, docs in ((True, g.positives), (False, g.negatives))
-        for doc in docs
-    ]
-
-
-def epoch_units(groups: Sequence[Group], epoch: int, seed: int, hard_negatives: int) -> list[list[Example]]:
-    """The epoch's training units in order: a unit trains in one micro-batch.
-
-    Without hard negatives a unit is one pair. With N hard negatives a unit is one positive
-    followed by N negatives of the same query, taken in turn from the query's shuffled
-    negatives (repeating when it has fewer); documents of queries with no positive (or no
-    negative) train as single pairs. Depends only on ``(seed, epoch)``, so a resumed run
-    sees what an uninterrupted one would.
-    """
-    rng = random.Random(seed * 1_000_003 + epoch)
-    units: list[list[Example]] = []
-    if hard_negatives == 0:
-        units = [[ex] for ex in _pointwise(groups)]
-    else:
-        for gi, g in enumerate(groups):
-            if not g.positives or not g.negatives:
-                units.extend([Example(gi, d, bool(g.positives))] for d in (g.positives or g.negatives))
-                continue
-            negatives = list(g.negatives)
-            rng.shuffle(negatives)
-            cursor = 0
-            for positive in g.positives:
-                unit = [Example(gi, positive, True)]
-                for _ in range(min(hard_negatives, len(negatives))):
-                    unit.append(Example(gi, negatives[cursor % len(negatives)], False))
-                    cursor += 1
-                units.append(unit)
-    rng.shuffle(units)
-    return units
-
-
-def pack(units: list[list[Example]], batch_size: int) -> list[list[list[Example]]]:
-    """Micro-batches of whole units, at most ``batch_size`` pairs (a larger unit goes alone)."""
-    batches: list[list[list[Example]]] = []
-    current: list[list[Example]] = []
-    size = 0
-    for unit in units:
-        if current and size + len(unit) > batch_size:
-            batches.append(current)
-            current, size = [], 0
-        current.append(unit)
-        size += len(unit)
-    if current:
-        batches.append(current)
-    return batches
-
-
 # ----------------------------------------------------------------------------- model helpers
 
 
@@ -492,34 +174,6 @@ def _checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     found = _checkpoints(Path(output_dir))
     return found[-1][1] if found else None
-
-
-def ranking_metrics(
-    scores: Sequence[float], labels: Sequence[bool], queries: Sequence[int]
-) -> tuple[float, float, int]:
-    """(accuracy at 0.5, MRR, number of queries with a relevant document).
-
-    Kept here rather than shared with :mod:`.eval` on purpose: training only needs a
-    binary-label MRR, and the evaluation command can evolve without changing what a
-    checkpoint's history means.
-    """
-    if not scores:
-        return float("nan"), float("nan"), 0
-    accuracy = sum((s >= 0.5) == bool(y) for s, y in zip(scores, labels)) / len(scores)
-    by_query: dict[int, list[tuple[float, bool]]] = {}
-    for s, y, q in zip(scores, labels, queries):
-        by_query.setdefault(q, []).append((s, bool(y)))
-    rr = []
-    for items in by_query.values():
-        positives = [s for s, y in items if y]
-        if not positives:
-            continue
-        best = max(positives)
-        # Pessimistic ties: every negative scoring >= the best positive ranks above it.
-        rank = 1 + sum(1 for s, y in items if not y and s >= best)
-        rr.append(1.0 / rank)
-    mrr = sum(rr) / len(rr) if rr else float("nan")
-    return accuracy, mrr, len(rr)
 
 
 # ----------------------------------------------------------------------------- training
@@ -619,28 +273,18 @@ class _Trainer:
         return [found[k] for k in keys]
 
     def _yes_no(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits[:, [self.backend.no_id, self.backend.yes_id]]
+        return yes_no(logits, self.backend.yes_id, self.backend.no_id)
 
     def _loss(self, batch: list[list[Example]], groups: Sequence[Group]) -> torch.Tensor:
         examples = [ex for unit in batch for ex in unit]
         pairs = self._pairs([(groups[ex.group], ex.document) for ex in examples])
         logits = self.backend.batch_logits(pairs, self._features(pairs, grad=True))
         labels = torch.tensor([int(ex.label) for ex in examples], device=logits.device)
-        two = self._yes_no(logits)
-        if self.config.loss == "vocab":
-            targets = torch.where(labels.bool(), self.backend.yes_id, self.backend.no_id)
-            loss = F.cross_entropy(logits, targets)
-        else:
-            loss = F.cross_entropy(two, labels)
+        loss = pointwise_loss(logits, labels, self.backend.yes_id, self.backend.no_id, self.config.loss)
         if self.config.hard_negatives and self.config.listwise_weight:
-            margins = two[:, 1] - two[:, 0]
-            terms, start = [], 0
-            for unit in batch:
-                if len(unit) > 1 and unit[0].label:
-                    terms.append(-F.log_softmax(margins[start : start + len(unit)], dim=0)[0])
-                start += len(unit)
-            if terms:
-                loss = loss + self.config.listwise_weight * torch.stack(terms).mean()
+            listwise = listwise_loss(self._yes_no(logits), [(len(unit), bool(unit[0].label)) for unit in batch])
+            if listwise is not None:
+                loss = loss + self.config.listwise_weight * listwise
         return loss
 
     @torch.no_grad()
@@ -650,7 +294,7 @@ class _Trainer:
         model = self.backend.model
         was_training = model.training
         model.eval()
-        examples = _pointwise(self.eval_groups)
+        examples = pointwise_examples(self.eval_groups)
         scores: list[float] = []
         losses: list[float] = []
         size = self.config.eval_batch_size
