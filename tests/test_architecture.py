@@ -155,3 +155,28 @@ def test_every_module_has_a_docstring(module):
     if MODULES[module].stat().st_size == 0:
         pytest.skip("empty package marker")
     assert ast.get_docstring(ast.parse(MODULES[module].read_text(encoding="utf-8"))), f"{module} says nothing about why it exists"
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(modules: dict[str, Path]) -> list[str]:
+    """Functions over MAX_FUNCTION_LINES whose docstring does not say why ("Long because ...")."""
+    found = []
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES and "Long because" not in (ast.get_docstring(node) or ""):
+                    found.append(f"{module}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_is_long_without_a_reason():
+    assert _long_functions(MODULES) == []
+
+
+def test_the_length_check_sees_a_long_function(tmp_path):
+    long = tmp_path / "long.py"
+    long.write_text("def f():\n" + "    x = 1\n" * 90)
+    assert _long_functions({"lychee_rerank.long": long}) == ["lychee_rerank.long:1 f (91 lines)"]

@@ -166,6 +166,9 @@ def build(
 
     The defaults give the ~1 MB test model; benchmarks pass larger sizes so that the model,
     not Python, dominates the time (same architecture, random weights).
+
+    Long because it spells out the whole transformers-4.x ``config.json`` and processor files
+    literally, as the published checkpoint has them: one readable place to compare against.
     """
     import torch
     from safetensors.torch import save_file

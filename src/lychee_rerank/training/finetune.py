@@ -395,17 +395,7 @@ class _Trainer:
         self.optimizer = torch.optim.AdamW(self.trainable, lr=c.lr, weight_decay=c.weight_decay)
         total = self.total_steps()
         self.scheduler = self._schedule(total)
-        step, epoch, micro = 0, 0, 0
-        resumed_from: int | None = None
-        checkpoint = latest_checkpoint(c.output_dir) if c.resume else None
-        if checkpoint is not None:
-            step, epoch, micro = self.load_checkpoint(checkpoint)
-            resumed_from = step
-            logger.info("resumed from %s (step %d, epoch %d)", checkpoint, step, epoch)
-        elif not c.resume:
-            # Starting over: an older run's checkpoints would otherwise be picked up by a later resume.
-            for _, old in _checkpoints(c.output_dir):
-                shutil.rmtree(old, ignore_errors=True)
+        step, epoch, micro, resumed_from = self._resume_or_reset()
         logger.info(
             "fine-tuning %s: %d steps, %d training pairs (%d queries), %d held-out pairs, %d trainable parameters",
             self.backend.model_name, total, sum(g.n_pairs for g in self.train_groups), len(self.train_groups),
@@ -466,6 +456,28 @@ class _Trainer:
             self.evaluate(step=step, epoch=epoch)
         if not (c.output_dir / f"{CHECKPOINT_PREFIX}{step}" / STATE_FILE).is_file():
             self.save_checkpoint(step, epoch, micro)
+        return self._write_report(step, epoch, resumed_from, train_seconds, steps_done, last_loss)
+
+    def _resume_or_reset(self) -> tuple[int, int, int, int | None]:
+        """(step, epoch, micro-batch, resumed-from step) from the latest checkpoint, or a clean start."""
+        c = self.config
+        checkpoint = latest_checkpoint(c.output_dir) if c.resume else None
+        if checkpoint is not None:
+            step, epoch, micro = self.load_checkpoint(checkpoint)
+            logger.info("resumed from %s (step %d, epoch %d)", checkpoint, step, epoch)
+            return step, epoch, micro, step
+        if not c.resume:
+            # Starting over: an older run's checkpoints would otherwise be picked up by a later resume.
+            for _, old in _checkpoints(c.output_dir):
+                shutil.rmtree(old, ignore_errors=True)
+        return 0, 0, 0, None
+
+    def _write_report(
+        self, step: int, epoch: int, resumed_from: int | None, train_seconds: float, steps_done: int,
+        last_loss: float | None,
+    ) -> FinetuneReport:
+        """Save the adapter and its config, then the run's report next to them."""
+        c = self.config
         self.peft_model.save_pretrained(str(c.output_dir))
         (c.output_dir / CONFIG_FILE).write_text(json.dumps(self.config.to_json(), indent=2))
         eval_pairs = sum(g.n_pairs for g in self.eval_groups)
