@@ -52,7 +52,7 @@ def lite_reranker(lite_backend):
 @pytest.fixture(scope="session")
 def gallery(cjk_font) -> dict[str, Image.Image]:
     """A small mixed gallery: five real photos and four drawn text-bearing images."""
-    from lychee_rerank import examples
+    from lychee_rerank.demo import gallery as examples
 
     return {
         "coffee": skimage_photo("coffee"),
