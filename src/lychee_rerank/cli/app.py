@@ -277,7 +277,6 @@ def ui(
     lang: Optional[str] = typer.Option(None, "--lang", help="zh or en (default: the browser's language)."),
 ) -> None:
     """Start the web UI (Streamlit): gallery ranking, single analysis, batch text ranking."""
-    import subprocess
     from importlib import resources
 
     app_path = str(resources.files("lychee_rerank") / "ui" / "app.py")
@@ -291,7 +290,11 @@ def ui(
         "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "64", "--client.toolbarMode", "viewer",
     ]
     err.print(f"[dim]lychee ui: http://{host}:{port}[/]")
-    raise typer.Exit(subprocess.call(command, env=env))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become Streamlit (no child process): a signal sent to `lychee ui` reaches the server itself,
+    # so stopping it never leaves an orphaned Streamlit behind.
+    os.execve(sys.executable, command, env)
 
 
 def _quiet_libraries() -> None:
