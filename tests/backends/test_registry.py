@@ -55,11 +55,6 @@ def test_unknown_backends_are_refused_with_the_names_that_exist():
         backends.register("auto", LengthBackend)
 
 
-def test_factories_are_imported_lazily():
-    assert isinstance(backends._FACTORIES["lychee"], str) or callable(backends._FACTORIES["lychee"])
-    assert backends._FACTORIES.get("lite") is not None
-
-
 def test_auto_without_a_model_is_lite_and_says_so(monkeypatch):
     monkeypatch.delenv("LYCHEE_MODEL", raising=False)
     from lychee_rerank.backends import choice as choice_module
