@@ -14,7 +14,7 @@ setup-all:
 	@bash scripts/setup.sh --extras all
 
 $(GALLERY)/.done: | setup
-	$(PY) -m lychee_rerank.examples $(GALLERY)
+	$(PY) -m lychee_rerank.demo.gallery $(GALLERY)
 	@touch $@
 
 # Main job: rank the example gallery (real photos + text-bearing images) for a query. With no
@@ -24,7 +24,7 @@ demo: setup $(GALLERY)/.done
 	$(LYCHEE) rerank "$(QUERY)" $(GALLERY) --top-k 5
 
 eval: setup-all $(GALLERY)/.done
-	$(PY) -m lychee_rerank.eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite
+	$(LYCHEE) eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite --pr-curve eval-pr-lite.png
 
 test:
 	@bash scripts/setup.sh --browser --extras all,test

@@ -24,7 +24,7 @@ from _common import print_table  # noqa: E402
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from lychee_rerank.batch import RerankerSpec, ScoreOptions, run_batch  # noqa: E402
+from lychee_rerank.jobs.batch import RerankerSpec, ScoreOptions, run_batch  # noqa: E402
 
 
 def write_input(path: Path, queries: int, per_query: int) -> int:

@@ -49,7 +49,7 @@ SIZE = (1920, 1080)
 
 def make_photos(out: Path, n: int, seed: int = 0) -> list[Path]:
     """``n`` distinct 1920x1080 JPEGs derived from the scikit-image photos."""
-    from lychee_rerank.examples import _load_photo
+    from lychee_rerank.demo.gallery import _load_photo
 
     rng = random.Random(seed)
     sources = [_load_photo(name) for name in SOURCES]

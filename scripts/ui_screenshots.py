@@ -5,7 +5,7 @@ Usage: python scripts/ui_screenshots.py [OUT_DIR]
 Runs the browser test's own flow (tests/ui/drive.py: every check included) against a fresh
 `lychee ui --backend lite`, with the example gallery built into a temporary folder, then writes
 small PNGs: OUT_DIR/ui-{gallery,single,batch}-{en,zh}.png and ui-viewer-en.png. Needs Debian's
-chromium (scripts/setup.sh --browser) and a CJK font (see lychee_rerank.examples).
+chromium (scripts/setup.sh --browser) and a CJK font (see lychee_rerank.demo.gallery).
 Look at each image before committing it.
 """
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from tests.ui import drive  # noqa: E402
 from tests.ui.browser import browser_page, running_ui  # noqa: E402
 
-from lychee_rerank.examples import build_gallery  # noqa: E402
+from lychee_rerank.demo.gallery import build_gallery  # noqa: E402
 from lychee_rerank.ui.i18n import t  # noqa: E402
 
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs"

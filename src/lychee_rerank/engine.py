@@ -15,18 +15,11 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-import torch
-
 from .backends.base import Backend, ProgressCallback
-from .backends.lychee import (
-    DEFAULT_MAX_BATCH_TOKENS,
-    DEFAULT_MAX_DOC_TOKENS,
-    DEFAULT_MAX_QUERY_TOKENS,
-)
-from .backends.vision_cache import DEFAULT_VISION_CACHE_BYTES
+from .config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, RerankerConfig
 from .inputs import Content, ImageLimits, InputError, InputLike, to_content, to_query
 from .postprocess import PostProcessOptions, rank
-from .prompt import ScoringMode, resolve_instruction
+from .prompt import resolve_instruction
 from .results import PairScore, RerankResult
 
 logger = logging.getLogger("lychee_rerank")
@@ -63,25 +56,35 @@ class LycheeReranker:
         self.scale = scale
 
     # ------------------------------------------------------------------ construction
+    #: Keyword arguments of the constructor (everything else configures the backend).
+    ENGINE_KEYS = frozenset({"image_limits", "templates_file", "tie_epsilon", "scale"})
+
+    @classmethod
+    def from_config(
+        cls, config: RerankerConfig, *, notice: Callable[[str], None] | None = None, **kwargs: Any
+    ) -> "LycheeReranker":
+        """Build the backend ``config`` names (:func:`lychee_rerank.backends.create`) and wrap it.
+
+        The image limits and templates file come from ``config`` unless given here. Keyword
+        arguments that are not the constructor's go to the backend's factory.
+        """
+        from . import backends
+
+        engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.ENGINE_KEYS}
+        engine_kwargs.setdefault("image_limits", ImageLimits(config.image_max_pixels, config.image_max_bytes))
+        engine_kwargs.setdefault("templates_file", config.templates_path)
+        return cls(backends.create(config, notice=notice, **kwargs), **engine_kwargs)
+
     @classmethod
     def from_pretrained(
         cls,
         model_name_or_path: str | Path,
         *,
-        device: str | torch.device | None = "auto",
-        dtype: str | torch.dtype | None = "auto",
+        device: Any = "auto",
+        dtype: Any = "auto",
         attn_implementation: str | None = "auto",
-        min_pixels: int | None = 4 * 28 * 28,
-        max_pixels: int | None = 1280 * 28 * 28,
-        scoring: ScoringMode = "yesno",
-        max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS,
-        max_doc_tokens: int = DEFAULT_MAX_DOC_TOKENS,
-        adapter: str | Path | None = None,
-        merge_adapter: bool = False,
-        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
-        prefix_cache: bool = True,
-        vision_cache_bytes: int = DEFAULT_VISION_CACHE_BYTES,
-        escape_special_tokens: bool = True,
+        min_pixels: int | None = DEFAULT_MIN_PIXELS,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
         **kwargs: Any,
     ) -> "LycheeReranker":
         """Load lychee-rerank-mm (hub id or local directory) or another Qwen2.5-VL style model.
@@ -89,38 +92,24 @@ class LycheeReranker:
         Defaults pick BF16 (else FP16) and Flash-Attention-2 (else SDPA) on CUDA, FP32 and
         SDPA on CPU; the choice is on ``reranker.device``, ``.dtype``, ``.attn_implementation``.
         ``min_pixels``/``max_pixels`` bound each image's visual tokens (defaults as in the
-        published scripts: 4 to 1280 tokens). ``max_batch_tokens`` caps a batch's padded
-        tokens (``batch_size`` caps its pairs); ``prefix_cache`` runs the query prefix once per
-        call; ``vision_cache_bytes`` bounds the cache of image features reused across queries.
-        ``escape_special_tokens`` (default True) keeps special-token strings such as
-        ``<|im_end|>`` in the query, documents and instruction as plain text, so no user text
-        can write control tokens into the prompt; False tokenizes them as upstream does.
-        Other keyword arguments go to the constructor.
+        published scripts: 4 to 1280 tokens). Other :class:`~lychee_rerank.config.RerankerConfig`
+        fields (``scoring``, ``max_query_tokens``, ``max_doc_tokens``, ``adapter``,
+        ``merge_adapter``, ``max_batch_tokens``, ``prefix_cache``, ``vision_cache_bytes``,
+        ``escape_special_tokens``) may be given by name; the constructor's keyword arguments go
+        to the constructor. ``escape_special_tokens`` (default True) keeps special-token strings
+        such as ``<|im_end|>`` in the query, documents and instruction as plain text, so no user
+        text can write control tokens into the prompt; False tokenizes them as upstream does.
         """
-        from .backends.lychee import LycheeBackend
-        from .loading import load
+        fields = set(RerankerConfig.__dataclass_fields__)
+        config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fields and k not in cls.ENGINE_KEYS}
+        config = RerankerConfig(
+            backend="lychee", model=str(model_name_or_path), device=device, dtype=dtype,
+            attn_implementation=attn_implementation, min_pixels=min_pixels, max_pixels=max_pixels, **config_kwargs,
+        )
+        engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.ENGINE_KEYS}
+        from . import backends
 
-        loaded = load(
-            model_name_or_path,
-            device=device,
-            dtype=dtype,
-            attn_implementation=attn_implementation,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-            adapter=adapter,
-            merge_adapter=merge_adapter,
-        )
-        backend = LycheeBackend(
-            loaded,
-            scoring=scoring,
-            max_query_tokens=max_query_tokens,
-            max_doc_tokens=max_doc_tokens,
-            max_batch_tokens=max_batch_tokens,
-            prefix_cache=prefix_cache,
-            vision_cache_bytes=vision_cache_bytes,
-            escape_special_tokens=escape_special_tokens,
-        )
-        return cls(backend, **kwargs)
+        return cls(backends.create(config, **kwargs), **engine_kwargs)
 
     @classmethod
     def load(
@@ -136,23 +125,13 @@ class LycheeReranker:
         ``lychee`` loads ``model`` (or ``$LYCHEE_MODEL``). ``lite`` builds the offline backend
         from models that ship inside packages. ``auto`` takes the model when one is configured
         or found in the local hub cache, else the lite backend, and says so through ``notice``.
-        Keyword arguments go to :meth:`from_pretrained` (model) or the lite backend.
+        Keyword arguments name :class:`~lychee_rerank.config.RerankerConfig` fields, the
+        constructor's arguments, or go to the chosen backend's factory.
         """
-        from .selection import choose_backend
-
-        choice = choose_backend(backend, model)
-        if choice.notice and notice is not None:
-            notice(choice.notice)
-        if choice.backend == "lychee":
-            return cls.from_pretrained(choice.model, **kwargs)  # type: ignore[arg-type]
-        from .extras import require
-
-        require("lite", "the lite backend (used when no model is configured)")
-        from .backends.lite import LiteBackend
-
-        engine_keys = {"image_limits", "templates_file", "tie_epsilon", "scale"}
-        engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in engine_keys}
-        return cls(LiteBackend(**kwargs), **engine_kwargs)
+        fields = set(RerankerConfig.__dataclass_fields__)
+        config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fields and k not in cls.ENGINE_KEYS}
+        config = RerankerConfig(backend=backend, model=str(model) if model else None, **config_kwargs)
+        return cls.from_config(config, notice=notice, **kwargs)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -335,3 +314,4 @@ def _describe_raw(obj: Any) -> str:
         text = str(obj)
         return text if len(text) <= 60 else text[:57] + "..."
     return f"<{type(obj).__name__}>"
+

@@ -22,11 +22,8 @@ from typing import Any, Mapping, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: Default decompression-bomb limit (pixels). 64 MP is larger than any phone photo but far
-#: below what would exhaust memory while decoding.
-DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
-#: Default cap on an encoded image's size in bytes.
-DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
+# Decompression-bomb limits (pixels, encoded bytes): one home for every surface, in .config.
+from .config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS  # noqa: E402
 
 SUPPORTED_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 

@@ -9,8 +9,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def gallery_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built by the same code as `python -m lychee_rerank.examples` (needs a CJK font, as setup installs)."""
-    from lychee_rerank.examples import build_gallery
+    """Built by the same code as `python -m lychee_rerank.demo.gallery` (needs a CJK font, as setup installs)."""
+    from lychee_rerank.demo.gallery import build_gallery
 
     out = tmp_path_factory.mktemp("gallery")
     build_gallery(out)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Sequence
+from collections import Counter
+from typing import Any, Callable, Protocol, Sequence
 
 from ..inputs import Content
 from ..results import PairScore
@@ -12,10 +13,51 @@ ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each batch (CLI progress bars, UI 'Analysing 3/50')."""
 
 
+class TrainingView(Protocol):
+    """What fine-tuning may use of a backend, and nothing else (no private names).
+
+    Training must see exactly the token ids, padding and positions scoring sees: ``pair``
+    prepares one (query, document) as scoring does, ``batch_logits`` runs them with autograd
+    left to the caller, ``image_features`` runs the vision tower uncached.
+    """
+
+    model: Any
+    """The transformers model scoring goes through (LoRA layers are injected into it)."""
+    yes_id: int
+    no_id: int
+    vision_cache: Any
+    """Bounded cache of vision-tower outputs (``get``/``put``/``clear``)."""
+
+    @property
+    def device(self) -> Any: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    def pair(self, index: int, query: Content, document: Content, instruction: str) -> Any:
+        """One pair ready for :meth:`batch_logits` (texts cut to the token limits as scoring cuts them)."""
+
+    def image_features(self, images: Sequence[Any]) -> list[Any]: ...
+
+    def batch_logits(self, pairs: Sequence[Any], features: Sequence[Any]) -> Any: ...
+
+
 class Backend(ABC):
-    """Scores (query, document) pairs; everything else (inputs, ranking) is shared."""
+    """Scores (query, document) pairs; everything else (inputs, ranking) is shared.
+
+    What callers may use: :meth:`score_pairs`, :meth:`score_groups`, :meth:`info`,
+    :attr:`stats`, :meth:`render_prompt` and :meth:`training_view`.
+    """
 
     name: str = "base"
+    _stats: Counter[str] | None = None
+
+    @property
+    def stats(self) -> Counter[str]:
+        """Counters of how scoring went (batches, cache hits, OOM back-offs): benchmarks and tests read them."""
+        if self._stats is None:
+            self._stats = Counter()
+        return self._stats
 
     @abstractmethod
     def score_pairs(
@@ -50,3 +92,11 @@ class Backend(ABC):
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """Backend, model, device, dtype, attention implementation: for logs, /health, UI."""
+
+    def render_prompt(self, query: Content, document: Content, instruction: str) -> str | None:
+        """The text the model reads for one pair, where the backend has one (``None`` otherwise)."""
+        return None
+
+    def training_view(self) -> TrainingView:
+        """The part of the backend fine-tuning uses; backends that cannot be trained refuse."""
+        raise ValueError(f"fine-tuning needs the model backend, got {self.name!r}")

@@ -32,20 +32,28 @@ from typing import Any, Hashable, Sequence
 import torch
 from PIL import Image
 
+from ..config import (
+    DEFAULT_MAX_BATCH_TOKENS,
+    DEFAULT_MAX_DOC_TOKENS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_QUERY_TOKENS,
+    DEFAULT_MIN_PIXELS,
+    DEFAULT_VISION_CACHE_BYTES,
+    RerankerConfig,
+)
 from ..inputs import Content, pixel_hash
-from ..loading import LoadedModel, quiet_processor_warnings
 from ..parsing import parse_score
 from ..prompt import DEFAULT_INSTRUCTION, ScoringMode, build_messages
 from ..prompt_tokens import PromptTokenizer
 from ..results import PairScore
 from .base import Backend, ProgressCallback
-from .vision_cache import DEFAULT_VISION_CACHE_BYTES, VisionCache
+from .families import family_of
+from .loading import LoadedModel, load, quiet_processor_warnings
+from .packing import Pair, expand_image_pads, pack_batches, pack_ids, shared_prefix_length
+from .vision_cache import VisionCache
 
 logger = logging.getLogger("lychee_rerank")
 
-DEFAULT_MAX_QUERY_TOKENS = 2048
-DEFAULT_MAX_DOC_TOKENS = 4096
-DEFAULT_MAX_BATCH_TOKENS = 16384
 MIN_PREFIX_TOKENS = 16
 
 
@@ -66,24 +74,6 @@ def single_token_id(tokenizer: Any, word: str) -> int:
     if len(ids) != 1:
         raise ValueError(f"the tokenizer splits {word!r} into {len(ids)} tokens; yes/no scoring needs one token each")
     return int(ids[0])
-
-
-@dataclass
-class _Pair:
-    """One pair ready for the model: token ids with image pads expanded, and its images."""
-
-    index: int
-    text: str
-    images: list[Image.Image]
-    keys: list[Hashable]
-    grids: list[tuple[int, int, int]]
-    ids: list[int]
-    truncated: bool
-    result: PairScore | None = field(default=None)
-
-    @property
-    def length(self) -> int:
-        return len(self.ids)
 
 
 @dataclass
@@ -142,17 +132,18 @@ class LycheeBackend(Backend):
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
         ip = self.processor.image_processor
         size = getattr(ip, "size", None) or {}
-        self._min_pixels = int(size.get("shortest_edge") or 4 * 28 * 28)
-        self._max_pixels = int(size.get("longest_edge") or 1280 * 28 * 28)
+        self._min_pixels = int(size.get("shortest_edge") or DEFAULT_MIN_PIXELS)
+        self._max_pixels = int(size.get("longest_edge") or DEFAULT_MAX_PIXELS)
         self._patch = int(getattr(ip, "patch_size", 14))
         self._merge = int(getattr(ip, "merge_size", 2))
-        # The fast path needs Qwen-VL's rope helper; other VLMs use the processor path.
-        self._fast = scoring == "yesno" and hasattr(getattr(self.model, "model", None), "get_rope_index")
+        # The fast path needs Qwen-VL's rope helper: the families table says which models have it.
+        self.family = family_of(self.model)
+        self._fast = scoring == "yesno" and self.family.fast_path
         self.vision_cache = VisionCache(vision_cache_bytes)
         self._pool = ThreadPoolExecutor(
             max_workers=preprocess_workers or min(4, os.cpu_count() or 1), thread_name_prefix="lychee-preprocess"
         )
-        self.stats: Counter[str] = Counter()
+        self._stats = Counter()
         # One forward at a time: the model object is shared between threads (server).
         self._lock = threading.Lock()
 
@@ -187,7 +178,7 @@ class LycheeBackend(Backend):
     def _image_key(self, image: Image.Image, image_hash: str | None) -> Hashable:
         return (image_hash or pixel_hash(image), self._min_pixels, self._max_pixels)
 
-    def prepare(self, index: int, query: Content, document: Content, instruction: str, query_truncated: bool) -> _Pair:
+    def prepare(self, index: int, query: Content, document: Content, instruction: str, query_truncated: bool) -> Pair:
         """Token ids (image pads expanded) of one pair's prompt.
 
         Query and document text are cut to ``max_query_tokens``/``max_doc_tokens`` by their
@@ -214,30 +205,47 @@ class LycheeBackend(Backend):
         hashes = [c.image_hash for c in (query, document) if c.image is not None]
         keys = [self._image_key(im, h) for im, h in zip(images, hashes)]
         grids = [self.grid(im) for im in images]
-        expanded: list[int] = []
-        placeholders = 0
-        for token in ids:
-            if token == self.image_token_id:
-                if placeholders < len(grids):
-                    expanded.extend([token] * self.image_tokens(grids[placeholders]))
-                placeholders += 1
-            else:
-                expanded.append(token)
-        if placeholders != len(grids):
+        try:
+            expanded = expand_image_pads(ids, self.image_token_id, [self.image_tokens(g) for g in grids])
+        except ValueError as exc:
             typed = sorted({t for name in texts for t in self.prompt_tokens.user_specials(texts[name][0])})
             cause = (
                 f": the user text holds {', '.join(typed)}, read as control token(s) because escape_special_tokens=False"
                 if typed and not self.escape_special_tokens else ""
             )
-            raise ValueError(f"the prompt has {placeholders} image placeholders for {len(grids)} images{cause}")
+            raise ValueError(f"{exc}{cause}") from None
         truncated = query_truncated or any(c for c, span in zip(cut, rendered.spans) if span.name != "instruction")
         text = rendered.text if not any(cut) else self.tokenizer.decode(ids)
-        return _Pair(index, text, images, keys, grids, expanded, truncated)
+        return Pair(index, text, images, keys, grids, expanded, truncated)
 
     def fit_query(self, query: Content) -> tuple[Content, bool]:
         """The query as every scoring (and fine-tuning) call sees it, and whether its text is over
         ``max_query_tokens`` (:meth:`prepare` cuts it by token ids inside the prompt)."""
         return query, len(self.truncate(query.text, self.max_query_tokens + 1)[0]) > self.max_query_tokens
+
+    def pair(self, index: int, query: Content, document: Content, instruction: str) -> Pair:
+        """One pair as scoring prepares it (query and document cut to the token limits)."""
+        query, q_truncated = self.fit_query(query)
+        return self.prepare(index, query, document, instruction, q_truncated)
+
+    @property
+    def device(self) -> Any:
+        return self.loaded.device
+
+    @property
+    def model_name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def fast_path(self) -> bool:
+        """Token ids built here, prefix KV cache, cached vision features (yes/no scoring of a known family)."""
+        return self._fast
+
+    def training_view(self) -> "LycheeBackend":
+        """This backend, as the :class:`~.base.TrainingView` fine-tuning uses."""
+        if self.scoring != "yesno" or not self._fast:
+            raise ValueError("fine-tuning needs yes/no scoring on a Qwen2.5-VL style model")
+        return self
 
     def render_prompt(self, query: Content, document: Content, instruction: str) -> str:
         """The chat-templated text the model reads for one pair (images as their placeholder tokens).
@@ -248,24 +256,9 @@ class LycheeBackend(Backend):
         query, q_truncated = self.fit_query(query)
         return self.prepare(0, query, document, instruction, q_truncated).text
 
-    def batches(self, pairs: list[_Pair], batch_size: int, offset: int = 0) -> list[list[_Pair]]:
+    def batches(self, pairs: list[Pair], batch_size: int, offset: int = 0) -> list[list[Pair]]:
         """Sort by length and pack under ``batch_size`` pairs and ``max_batch_tokens`` padded tokens."""
-        out: list[list[_Pair]] = []
-        current: list[_Pair] = []
-        longest = 0
-        for pair in sorted(pairs, key=lambda p: p.length):
-            cost = pair.length - offset
-            new_longest = max(longest, cost)
-            too_many = len(current) >= batch_size
-            too_big = self.max_batch_tokens is not None and (len(current) + 1) * new_longest > self.max_batch_tokens
-            if current and (too_many or too_big):
-                out.append(current)
-                current, new_longest = [], cost
-            current.append(pair)
-            longest = new_longest
-        if current:
-            out.append(current)
-        return out
+        return pack_batches(pairs, batch_size, self.max_batch_tokens, offset)
 
     # ------------------------------------------------------------------ scoring
     def score_pairs(
@@ -284,7 +277,7 @@ class LycheeBackend(Backend):
             logger.warning("query text truncated to %d tokens (max_query_tokens)", self.max_query_tokens)
 
         slots = self._prepare_all(query, documents, instruction, q_truncated)
-        pairs = [p for p in slots if isinstance(p, _Pair)]
+        pairs = [p for p in slots if isinstance(p, Pair)]
         call = _Call()
         if self._fast and pairs:
             self._start_preprocessing(pairs, call)
@@ -295,9 +288,9 @@ class LycheeBackend(Backend):
 
     def _prepare_all(
         self, query: Content, documents: Sequence[Content], instruction: str, q_truncated: bool
-    ) -> list[_Pair | PairScore]:
+    ) -> list[Pair | PairScore]:
         """Each pair's prompt, or its error: a document whose prompt cannot be built fails alone."""
-        slots: list[_Pair | PairScore] = []
+        slots: list[Pair | PairScore] = []
         for i, d in enumerate(documents):
             try:
                 slots.append(self.prepare(i, query, d, instruction, q_truncated))
@@ -307,11 +300,11 @@ class LycheeBackend(Backend):
         return slots
 
     @staticmethod
-    def _results(slots: list[_Pair | PairScore]) -> list[PairScore]:
+    def _results(slots: list[Pair | PairScore]) -> list[PairScore]:
         return [s if isinstance(s, PairScore) else (s.result or PairScore(error="not scored")) for s in slots]
 
     def _run_batches(
-        self, pairs: list[_Pair], call: _Call, batch_size: int, offset: int, progress: ProgressCallback | None
+        self, pairs: list[Pair], call: _Call, batch_size: int, offset: int, progress: ProgressCallback | None
     ) -> None:
         """Score ``pairs`` in length-packed batches, storing each result on its pair."""
         done = 0
@@ -344,11 +337,11 @@ class LycheeBackend(Backend):
         if len(merged) == 1 or not self._fast:
             return self._score_merged(groups, list(merged.values()), batch_size, progress)
         call = _Call()
-        slots_by_group: list[list[_Pair | PairScore]] = []
+        slots_by_group: list[list[Pair | PairScore]] = []
         for query, docs, instruction in groups:
             query, truncated = self.fit_query(query)
             slots_by_group.append(self._prepare_all(query, docs, instruction, truncated))
-        everything = [p for slots in slots_by_group for p in slots if isinstance(p, _Pair)]
+        everything = [p for slots in slots_by_group for p in slots if isinstance(p, Pair)]
         self._start_preprocessing(everything, call)
         self._run_batches(everything, call, batch_size, 0, progress)
         self.stats["coalesced_requests"] += len(groups)
@@ -370,7 +363,7 @@ class LycheeBackend(Backend):
             self.stats["coalesced_requests"] += len(groups)
         return out
 
-    def _score_robust(self, batch: list[_Pair], call: _Call) -> list[PairScore]:
+    def _score_robust(self, batch: list[Pair], call: _Call) -> list[PairScore]:
         """Score a batch; on CUDA OOM halve it, on any other failure isolate the bad pair."""
         try:
             return self._forward(batch, call)
@@ -390,7 +383,7 @@ class LycheeBackend(Backend):
             return [r for pair in batch for r in self._score_robust([pair], call)]
 
     @torch.inference_mode()
-    def _forward(self, batch: list[_Pair], call: _Call) -> list[PairScore]:
+    def _forward(self, batch: list[Pair], call: _Call) -> list[PairScore]:
         if not self._fast:
             return self._forward_processor(batch)
         with self._lock:
@@ -418,7 +411,7 @@ class LycheeBackend(Backend):
             out = self.processor.image_processor(images=[image], return_tensors="pt")
         return out["pixel_values"], out["image_grid_thw"]
 
-    def _start_preprocessing(self, pairs: list[_Pair], call: _Call) -> None:
+    def _start_preprocessing(self, pairs: list[Pair], call: _Call) -> None:
         """Queue pixel preprocessing of every uncached image; it overlaps with model compute."""
         for pair in pairs:
             for key, image in zip(pair.keys, pair.images):
@@ -431,7 +424,7 @@ class LycheeBackend(Backend):
                 else:
                     call.pending[key] = self._pool.submit(self._preprocess, image)
 
-    def _features(self, pairs: list[_Pair], call: _Call, start: int = 0) -> list[torch.Tensor]:
+    def _features(self, pairs: list[Pair], call: _Call, start: int = 0) -> list[torch.Tensor]:
         """Vision-tower outputs for the images of ``pairs`` (from image ``start`` of each pair), in order."""
         wanted = [k for p in pairs for k in p.keys[start:]]
         missing = list(dict.fromkeys(k for k in wanted if k not in call.features))
@@ -478,10 +471,10 @@ class LycheeBackend(Backend):
         return positions
 
     # ------------------------------------------------------------------ language model
-    def _logits_full(self, batch: list[_Pair], call: _Call) -> torch.Tensor:
+    def _logits_full(self, batch: list[Pair], call: _Call) -> torch.Tensor:
         return self.batch_logits(batch, self._features(batch, call))
 
-    def batch_logits(self, batch: list[_Pair], features: list[torch.Tensor]) -> torch.Tensor:
+    def batch_logits(self, batch: list[Pair], features: list[torch.Tensor]) -> torch.Tensor:
         """Last-position logits (``[len(batch), vocab]``, float32) of a left-padded batch.
 
         ``features`` are the vision outputs of the batch's images, in order. No lock and no
@@ -501,44 +494,15 @@ class LycheeBackend(Backend):
         )
         return out.logits[:, -1, :].float()
 
-    def _pack(self, batch: list[_Pair], prefix: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids and attention mask laid out as [shared prefix | left-padded rest].
-
-        Left padding puts every row's answer slot at the last position; with a prefix, the
-        padding sits between the prefix (in the KV cache) and each row's own tokens.
-        """
-        width = max(pair.length for pair in batch) - prefix
-        ids = torch.full((len(batch), prefix + width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, pair in enumerate(batch):
-            ids[row, :prefix] = torch.tensor(pair.ids[:prefix], dtype=torch.long)
-            mask[row, :prefix] = 1
-            start = prefix + width - (pair.length - prefix)
-            ids[row, start:] = torch.tensor(pair.ids[prefix:], dtype=torch.long)
-            mask[row, start:] = 1
+    def _pack(self, batch: list[Pair], prefix: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = pack_ids(batch, self.tokenizer.pad_token_id, prefix)
         return ids.to(self.loaded.device), mask.to(self.loaded.device)
 
-    def _build_prefix(self, pairs: list[_Pair], call: _Call, n_query_images: int) -> _Prefix | None:
+    def _build_prefix(self, pairs: list[Pair], call: _Call, n_query_images: int) -> _Prefix | None:
         """Run the shared prefix once; ``None`` where continuing from it would not be safe."""
         first = pairs[0].ids
-        length = min(p.length for p in pairs) - 1  # every pair keeps at least its last token
-        for pair in pairs[1:]:
-            ids = pair.ids
-            n = 0
-            limit = min(length, len(ids))
-            while n < limit and ids[n] == first[n]:
-                n += 1
-            length = n
-        # The prefix may hold the query's images only: identical pad ids of documents'
-        # images would match token-wise while their features differ.
         allowed = sum(self.image_tokens(g) for g in pairs[0].grids[:n_query_images])
-        seen = 0
-        for j in range(length):
-            if first[j] == self.image_token_id:
-                seen += 1
-                if seen > allowed:
-                    length = j - 1  # also leave the document's <|vision_start|> to the suffix
-                    break
+        length = shared_prefix_length(pairs, allowed, self.image_token_id)
         if length < MIN_PREFIX_TOKENS:
             self.stats["prefix_fallbacks"] += 1
             return None
@@ -557,7 +521,7 @@ class LycheeBackend(Backend):
             )
         return _Prefix(length=length, cache=out.past_key_values, n_images=n_query_images)
 
-    def _logits_from_prefix(self, batch: list[_Pair], call: _Call) -> torch.Tensor:
+    def _logits_from_prefix(self, batch: list[Pair], call: _Call) -> torch.Tensor:
         prefix = call.prefix
         assert prefix is not None
         p = prefix.length
@@ -577,9 +541,9 @@ class LycheeBackend(Backend):
         return out.logits[:, -1, :].float()
 
     # ------------------------------------------------------------------ processor path
-    def _encode(self, batch: list[_Pair]) -> Any:
+    def _encode(self, batch: list[Pair]) -> Any:
         images = [im for p in batch for im in p.images]
-        if hasattr(getattr(self.model, "model", None), "get_rope_index"):
+        if self.family.fast_path:
             # Qwen-VL: the pair's own ids (escaped, cut by tokens) plus the image processor's
             # output are exactly what the processor would build from the text, minus re-tokenizing.
             input_ids, mask = self._pack(batch)
@@ -603,7 +567,7 @@ class LycheeBackend(Backend):
             inputs["pixel_values"] = inputs["pixel_values"].to(self.loaded.dtype)
         return inputs
 
-    def _forward_processor(self, batch: list[_Pair]) -> list[PairScore]:
+    def _forward_processor(self, batch: list[Pair]) -> list[PairScore]:
         """Plain processor + model call: generate mode, and VLMs without Qwen's rope helper."""
         inputs = self._encode(batch)
         with self._lock:
@@ -637,3 +601,33 @@ class LycheeBackend(Backend):
             "attn_implementation": self.loaded.attn_implementation,
             "scoring": self.scoring,
         }
+
+
+def create_backend(config: RerankerConfig, **options: Any) -> LycheeBackend:
+    """Registry factory (:func:`lychee_rerank.backends.create`): load the model, wrap it.
+
+    ``options`` go to :class:`LycheeBackend` (e.g. ``max_new_tokens``, ``preprocess_workers``).
+    """
+    if not config.model:
+        raise ValueError("the lychee backend needs a model: a hub id or a local directory")
+    loaded = load(
+        config.model,
+        device=config.device,
+        dtype=config.dtype,
+        attn_implementation=config.attn_implementation,
+        min_pixels=config.min_pixels,
+        max_pixels=config.max_pixels,
+        adapter=config.adapter,
+        merge_adapter=config.merge_adapter,
+    )
+    return LycheeBackend(
+        loaded,
+        scoring=config.scoring,
+        max_query_tokens=config.max_query_tokens,
+        max_doc_tokens=config.max_doc_tokens,
+        max_batch_tokens=config.max_batch_tokens,
+        prefix_cache=config.prefix_cache,
+        vision_cache_bytes=config.vision_cache_bytes,
+        escape_special_tokens=config.escape_special_tokens,
+        **options,
+    )

@@ -12,8 +12,7 @@ from typing import Hashable
 
 import torch
 
-
-DEFAULT_VISION_CACHE_BYTES = 512 * 1024 * 1024
+from ..config import DEFAULT_VISION_CACHE_BYTES
 
 
 class VisionCache:

@@ -255,6 +255,9 @@ def build(
     not Python, dominates the time (same architecture, random weights). ``vocab="qwen2"``
     uses the real Qwen2 vocabulary (:func:`build_qwen2_tokenizer`, vocab_size 152064,
     ~100 MB on disk) instead of the toy BPE.
+
+    Long because it spells out the whole transformers-4.x ``config.json`` and processor files
+    literally, as the published checkpoint has them: one readable place to compare against.
     """
     if vocab not in ("toy", "qwen2"):
         raise ValueError(f"unknown vocab {vocab!r}: use 'toy' or 'qwen2'")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from lychee_rerank.config import RerankerConfig
 from lychee_rerank.engine import LycheeReranker
 from lychee_rerank.inputs import InputError
 from lychee_rerank.prompt import builtin_templates, resolve_instruction
@@ -40,10 +41,9 @@ KEPT_KEYS = ("query", "preset", "custom_instruction", "top_k", "threshold")
 
 
 @st.cache_resource(show_spinner="Loading the reranker…")
-def get_reranker(backend: str, model: str | None, adapter: str | None) -> LycheeReranker:
-    """Loaded once per process, not per click."""
-    kwargs = {"adapter": adapter} if adapter else {}
-    return LycheeReranker.load(backend=backend, model=model or None, **kwargs)
+def get_reranker(config: RerankerConfig) -> LycheeReranker:
+    """Loaded once per process (per config), not per click."""
+    return LycheeReranker.from_config(config)
 
 
 def keep_widget_state() -> None:
@@ -365,7 +365,10 @@ def main() -> None:
         lang = st.radio("中文 / English", ["zh", "en"], index=0 if default == "zh" else 1, horizontal=True,
                         format_func=lambda x: "中文" if x == "zh" else "English", key="lang", on_change=relabel_mode)
     st.title(t("title", lang))
-    rr = get_reranker(os.environ.get("LYCHEE_UI_BACKEND", "auto"), os.environ.get("LYCHEE_MODEL"), os.environ.get("LYCHEE_ADAPTER"))
+    rr = get_reranker(RerankerConfig(
+        backend=os.environ.get("LYCHEE_UI_BACKEND", "auto"), model=os.environ.get("LYCHEE_MODEL") or None,
+        adapter=os.environ.get("LYCHEE_ADAPTER") or None,
+    ))
     # Stateful tabs: the sidebar shows only the open mode's controls. Every tab's page is still
     # drawn, so uploads and typed text survive a switch.
     tabs = st.tabs([t(f"tab_{m}", lang) for m in MODES], key="mode", on_change="rerun")

@@ -17,15 +17,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def skimage_photo(name: str) -> Image.Image:
-    from lychee_rerank.examples import _load_photo
+    from lychee_rerank.demo.gallery import _load_photo
 
     return _load_photo(name)
 
 
 @pytest.fixture(scope="session")
 def cjk_font():
-    """A font that draws Chinese; the project's setup installs one (see lychee_rerank.examples)."""
-    from lychee_rerank.examples import find_cjk_font
+    """A font that draws Chinese; the project's setup installs one (see lychee_rerank.demo.gallery)."""
+    from lychee_rerank.demo.gallery import find_cjk_font
 
     return find_cjk_font()
 
@@ -52,7 +52,7 @@ def lite_reranker(lite_backend):
 @pytest.fixture(scope="session")
 def gallery(cjk_font) -> dict[str, Image.Image]:
     """A small mixed gallery: five real photos and four drawn text-bearing images."""
-    from lychee_rerank import examples
+    from lychee_rerank.demo import gallery as examples
 
     return {
         "coffee": skimage_photo("coffee"),

@@ -1,0 +1,181 @@
+"""Resolve device, dtype and attention implementation; load model and processor.
+
+The "auto" choices follow what the hardware can do (BF16 and Flash-Attention-2 where the GPU
+has them) and are logged and kept on the reranker, because a surprising score or speed is
+most often explained by one of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+logger = logging.getLogger("lychee_rerank")
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+}
+ATTN_IMPLEMENTATIONS = ("flash_attention_2", "sdpa", "eager")
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available on this machine")
+    return resolved
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None or dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'")
+    return _DTYPES[key]
+
+
+def flash_attn_available() -> bool:
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def resolve_attn(attn: str | None, device: torch.device, dtype: torch.dtype) -> str:
+    if attn is None or attn == "auto":
+        if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and flash_attn_available():
+            return "flash_attention_2"
+        return "sdpa"
+    if attn not in ATTN_IMPLEMENTATIONS:
+        raise ValueError(f"unknown attn_implementation {attn!r}: use 'auto' or one of {ATTN_IMPLEMENTATIONS}")
+    if attn == "flash_attention_2" and not flash_attn_available():
+        raise ValueError("attn_implementation='flash_attention_2' asked for, but the flash_attn package is not installed")
+    return attn
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any
+    processor: Any
+    device: torch.device
+    dtype: torch.dtype
+    attn_implementation: str
+    name: str
+
+
+def load(
+    model_name_or_path: str | Path,
+    *,
+    device: str | torch.device | None = "auto",
+    dtype: str | torch.dtype | None = "auto",
+    attn_implementation: str | None = "auto",
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    adapter: str | Path | None = None,
+    merge_adapter: bool = False,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a Qwen2.5-VL style checkpoint (local directory or hub id) and its processor."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    name = str(model_name_or_path)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    attn = resolve_attn(attn_implementation, dev, dt)
+
+    if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
+        raise ValueError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
+    # 4.x-era preprocessor_config.json files carry their own min/max_pixels, which override a
+    # ``size=`` argument; passing min/max_pixels by name is what overrides them in turn.
+    processor_kwargs = {k: int(v) for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+    try:
+        processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code, **processor_kwargs)
+        set_pixel_budget(processor, min_pixels, max_pixels)
+        model = AutoModelForImageTextToText.from_pretrained(
+            name, dtype=dt, attn_implementation=attn, trust_remote_code=trust_remote_code
+        )
+    except OSError as exc:
+        hint = "" if Path(name).exists() else " (not a local directory; is the hub reachable, or is HF_HUB_OFFLINE set?)"
+        raise OSError(f"could not load model {name!r}{hint}: {exc}") from exc
+    except ValueError as exc:
+        if attn == "sdpa" and "sdpa" in str(exc).lower():
+            logger.warning("sdpa not supported by %s; falling back to eager attention", name)
+            attn = "eager"
+            model = AutoModelForImageTextToText.from_pretrained(name, dtype=dt, attn_implementation=attn)
+        else:
+            raise
+    if adapter is not None:
+        model = attach_adapter(model, adapter, merge=merge_adapter)
+    model = model.to(dev).eval()
+    tokenizer = processor.tokenizer
+    if tokenizer.pad_token is None:  # a missing pad token crashes batched calls in peers
+        tokenizer.pad_token = tokenizer.eos_token
+    logger.info("loaded %s on %s, dtype=%s, attn_implementation=%s", name, dev, str(dt).removeprefix("torch."), attn)
+    return LoadedModel(model=model, processor=processor, device=dev, dtype=dt, attn_implementation=attn, name=name)
+
+
+def set_pixel_budget(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
+    """Make ``size`` the one source of truth for the per-image pixel budget."""
+    ip = getattr(processor, "image_processor", None)
+    size = getattr(ip, "size", None)
+    if ip is None or size is None:
+        return
+    current = dict(size.items()) if hasattr(size, "items") else dict(vars(size))
+    current = {k: v for k, v in current.items() if v is not None}
+    if min_pixels is not None:
+        current["shortest_edge"] = int(min_pixels)
+    if max_pixels is not None:
+        current["longest_edge"] = int(max_pixels)
+    current.pop("min_pixels", None)
+    current.pop("max_pixels", None)
+    ip.size = type(size)(**current) if not isinstance(size, dict) else current
+    for attr in ("min_pixels", "max_pixels"):
+        if getattr(ip, attr, None) is not None:
+            setattr(ip, attr, None)
+
+
+def attach_adapter(model: Any, adapter: str | Path, merge: bool = False) -> Any:
+    """Seam for LoRA adapters (peft); the fine-tuning toolkit writes what this reads."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        from ..extras import MissingExtra
+
+        raise MissingExtra('loading a LoRA adapter needs the [train] extra (missing: peft): pip install "lychee-rerank[train]"') from exc
+    if not Path(adapter).exists() and os.environ.get("HF_HUB_OFFLINE"):
+        raise OSError(f"adapter {adapter!r} not found locally and HF_HUB_OFFLINE is set")
+    with warnings.catch_warnings():  # peft probes a property transformers 5 deprecates
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = PeftModel.from_pretrained(model, str(adapter))
+    return peft_model.merge_and_unload() if merge else peft_model
+
+
+@contextlib.contextmanager
+def quiet_processor_warnings() -> Iterator[None]:
+    """4.x-layout preprocessor configs make transformers 5 warn on every processor call."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*min_pixels.*max_pixels.*", category=FutureWarning)
+        yield

@@ -1,0 +1,1 @@
+"""The example gallery used by ``make demo``, ``make eval`` and the tests (:mod:`.gallery`)."""

@@ -1,0 +1,461 @@
+"""``lychee batch``: offline reranking of many queries, locally or on a Ray cluster.
+
+Input (JSONL or Parquet): one record per query ``{query_id, query, candidates: [...]}``, or
+flat pairs ``{query_id, query, candidate}``; records sharing a ``query_id`` are merged in input
+order, so a candidate's ``index`` is its position among that query's candidates. Image paths
+inside ``{"text", "image"}`` mappings are resolved against the input file's folder.
+
+Output (JSONL): one line per query, ``{query_id, results: [{index, score, rank, error?}]}``,
+or ``{query_id, error}`` when the query itself is unusable. Each line is written whole and
+flushed, so a rerun after a crash reads the output, drops a truncated last line, skips the
+query_ids already there and appends the rest: nothing lost, nothing duplicated. A ``.parquet``
+OUTPUT is assembled from a ``.partial.jsonl`` sidecar (the resumable part) at the end.
+
+The same :func:`score_payloads` runs in both modes: ``local=True`` calls it in this process;
+otherwise Ray Data ``map_batches`` calls it in a pool of actors, one reranker per actor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TextIO
+
+from ..config import RerankerConfig
+
+#: Seconds between progress lines on stderr.
+PROGRESS_EVERY_S = 2.0
+
+
+# --------------------------------------------------------------------------- configuration
+#: How each worker builds its reranker: a picklable recipe, not a loaded model. The job spec
+#: is the library's one reranker config (backend, model, adapter, device, limits, lite cache).
+RerankerSpec = RerankerConfig
+
+
+def load_reranker(spec: RerankerConfig) -> Any:
+    """Load like every other interface does (``--backend auto|lychee|lite``)."""
+    from ..engine import LycheeReranker
+
+    return LycheeReranker.from_config(spec)
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """Per-call options applied to every query of a job."""
+
+    instruction: Optional[str] = None
+    batch_size: int = 8
+    """Pairs per forward pass (the engine also caps a pass by its token budget)."""
+
+
+@dataclass
+class BatchSummary:
+    """What a run did; ``skipped`` counts queries found already done in OUTPUT."""
+
+    queries: int = 0
+    pairs: int = 0
+    skipped: int = 0
+    query_errors: int = 0
+    pair_errors: int = 0
+    seconds: float = 0.0
+    output: str = ""
+    mode: str = "local"
+
+    @property
+    def errors(self) -> int:
+        return self.query_errors + self.pair_errors
+
+    @property
+    def pairs_per_s(self) -> float:
+        return self.pairs / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"lychee batch ({self.mode}): {self.queries} queries, {self.pairs} pairs in {self.seconds:.1f} s "
+            f"({self.pairs_per_s:.1f} pairs/s), {self.errors} errors ({self.query_errors} queries, "
+            f"{self.pair_errors} pairs), {self.skipped} queries already done -> {self.output}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "errors": self.errors, "pairs_per_s": self.pairs_per_s}
+
+
+# --------------------------------------------------------------------------- reading
+def _key(query_id: Any) -> str:
+    """A query_id as a stable key: 1 and "1" stay distinct, as they are in the output."""
+    return json.dumps(query_id, sort_keys=True, ensure_ascii=False)
+
+
+def _resolve(obj: Any, base_dir: Path) -> Any:
+    """Make relative image paths in mappings relative to the input file, not the cwd."""
+    if isinstance(obj, Mapping) and isinstance(obj.get("image"), str):
+        image = obj["image"]
+        if not image.startswith(("data:", "http://", "https://")) and not Path(image).is_absolute():
+            return {**obj, "image": str(base_dir / image)}
+    return obj
+
+
+def _raw_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """(where, record or exception) for each input record: ``line N`` or ``row N``."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        row = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            for record in batch.to_pylist():
+                row += 1
+                yield f"row {row}", record
+        return
+    # Bytes, decoded line by line: one invalid UTF-8 byte fails its own record, not the job.
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield f"line {n}", ValueError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield f"line {n}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield f"line {n}", ValueError(f"not JSON: {exc.msg}")
+
+
+def read_queries(path: str | Path) -> list[dict[str, Any]]:
+    """Group the input into query payloads ``{query_id, query, candidates}`` or ``{query_id, error}``.
+
+    A record that cannot be used gets a payload with ``error`` (written as such, never dropped);
+    without a ``query_id`` it is named after its place in the file (``"<line 7>"``).
+    """
+    path = Path(path)
+    base_dir = path.resolve().parent
+    grouped: dict[str, dict[str, Any]] = {}
+    for where, record in _raw_records(path):
+        problem: Optional[str] = None
+        if isinstance(record, Exception):
+            query_id: Any = f"<{where}>"
+            problem = str(record)
+        elif not isinstance(record, Mapping):
+            query_id, problem = f"<{where}>", f"expected an object, got {type(record).__name__}"
+        else:
+            query_id = record.get("query_id")
+            if query_id is None:
+                query_id, problem = f"<{where}>", "no query_id"
+            elif "candidates" in record and record["candidates"] is not None:
+                candidates = record["candidates"]
+                if not isinstance(candidates, (list, tuple)):
+                    problem = f"'candidates' must be a list, got {type(candidates).__name__}"
+            elif "candidate" in record:
+                candidates = [record["candidate"]]
+            else:
+                problem = "no 'candidates' (list) or 'candidate'"
+            if problem is None and "query" not in record:
+                problem = "no query"
+        key = _key(query_id)
+        entry = grouped.setdefault(key, {"query_id": query_id, "candidates": []})
+        if "error" in entry:
+            continue
+        if problem is not None:
+            grouped[key] = {"query_id": query_id, "error": f"{where}: {problem}"}
+            continue
+        query = _resolve(record["query"], base_dir)
+        if "query" in entry and entry["query"] != query:
+            grouped[key] = {"query_id": query_id, "error": f"{where}: query_id {query_id!r} appears with different queries"}
+            continue
+        entry["query"] = query
+        entry["candidates"].extend(_resolve(c, base_dir) for c in candidates)
+    return list(grouped.values())
+
+
+def read_done(path: Path) -> set[str]:
+    """Keys of the query_ids already in OUTPUT; a truncated last line (a crash) is cut off."""
+    if not path.exists():
+        return set()
+    done: set[str] = set()
+    good_end = 0
+    with path.open("rb") as fh:
+        offset = 0
+        for raw in fh:
+            offset += len(raw)
+            if not raw.endswith(b"\n"):
+                break  # written partly when the process died: redo that query
+            try:
+                done.add(_key(json.loads(raw)["query_id"]))
+            except (ValueError, KeyError, TypeError):
+                pass  # a corrupt complete line is left alone; its query is redone
+            good_end = offset
+    if good_end < path.stat().st_size:
+        with path.open("r+b") as fh:
+            fh.truncate(good_end)
+    return done
+
+
+# --------------------------------------------------------------------------- scoring
+def score_payloads(reranker: Any, payloads: Sequence[Mapping[str, Any]], options: ScoreOptions) -> list[dict[str, Any]]:
+    """Score query payloads into output records. The one scoring path of both modes.
+
+    The queries share forward passes (``rerank_many``); each gets exactly its own results.
+    """
+    out: list[Optional[dict[str, Any]]] = [None] * len(payloads)
+    calls: list[dict[str, Any]] = []
+    slots: list[int] = []
+    for i, p in enumerate(payloads):
+        if "error" in p:
+            out[i] = {"query_id": p["query_id"], "error": p["error"]}
+            continue
+        calls.append({"query": p["query"], "documents": list(p["candidates"]), "instruction": options.instruction})
+        slots.append(i)
+    if calls:
+        try:
+            answers: list[Any] = reranker.rerank_many(calls, batch_size=options.batch_size)
+        except Exception:  # noqa: BLE001 - a shared pass failed (e.g. out of memory): one query at a time
+            answers = []
+            for call in calls:
+                try:
+                    answers.append(reranker.rerank(**call, batch_size=options.batch_size))
+                except Exception as one:  # noqa: BLE001 - written as that query's error
+                    answers.append(one)
+        for i, answer in zip(slots, answers):
+            qid = payloads[i]["query_id"]
+            if isinstance(answer, Exception):
+                out[i] = {"query_id": qid, "error": f"{type(answer).__name__}: {answer}"}
+                continue
+            results = []
+            for r in answer:
+                item: dict[str, Any] = {"index": r.index, "score": float(r.score), "rank": r.rank}
+                if r.error:
+                    item["error"] = r.error
+                results.append(item)
+            out[i] = {"query_id": qid, "results": results}
+    return [o for o in out if o is not None]
+
+
+class _RayScorer:
+    """A Ray Data actor: loads one reranker, then scores batches of JSON payloads."""
+
+    def __init__(self, spec: RerankerSpec, options: ScoreOptions) -> None:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self.reranker = load_reranker(spec)
+        self.options = options
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        payloads = [json.loads(p) for p in batch["payload"]]
+        lines = [json.dumps(r, ensure_ascii=False) for r in score_payloads(self.reranker, payloads, self.options)]
+        return {"line": np.asarray(lines, dtype=object)}
+
+
+# --------------------------------------------------------------------------- writing
+class _Writer:
+    """Appends whole lines, flushed one by one, and keeps the counts and progress."""
+
+    def __init__(self, fh: TextIO, summary: BatchSummary, total: int, progress: Optional[Callable[[str], None]]) -> None:
+        self.fh = fh
+        self.summary = summary
+        self.total = total
+        self.progress = progress
+        self.started = time.perf_counter()
+        self.last_report = self.started
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.fh.flush()
+        self.summary.queries += 1
+        if "error" in record:
+            self.summary.query_errors += 1
+        else:
+            self.summary.pairs += len(record["results"])
+            self.summary.pair_errors += sum(1 for r in record["results"] if r.get("error"))
+        now = time.perf_counter()
+        if self.progress is not None and now - self.last_report >= PROGRESS_EVERY_S:
+            self.last_report = now
+            os.fsync(self.fh.fileno())
+            rate = self.summary.pairs / (now - self.started)
+            self.progress(
+                f"lychee batch: {self.summary.queries}/{self.total} queries, {self.summary.pairs} pairs, "
+                f"{rate:.1f} pairs/s, {self.summary.errors} errors"
+            )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def run_batch(
+    input_path: str | Path,
+    output_path: str | Path,
+    spec: RerankerSpec = RerankerSpec(),
+    options: ScoreOptions = ScoreOptions(),
+    *,
+    local: bool = False,
+    concurrency: int = 1,
+    num_gpus_per_actor: float = 0.0,
+    num_cpus_per_actor: float = 1.0,
+    queries_per_batch: int = 16,
+    ray_address: Optional[str] = None,
+    progress: Optional[Callable[[str], None]] = None,
+    reranker: Any = None,
+) -> BatchSummary:
+    """Score INPUT into OUTPUT, resuming where an earlier run stopped. Returns the summary.
+
+    ``local=True`` scores in this process (``reranker`` may be handed in); otherwise Ray Data
+    runs ``concurrency`` actors, each holding one reranker and ``num_gpus_per_actor`` GPUs.
+    Ray is initialised when needed (``ray_address`` or ``$RAY_ADDRESS``, else a local instance).
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    to_parquet = output_path.suffix.lower() in (".parquet", ".pq")
+    jsonl_path = output_path.with_name(output_path.name + ".partial.jsonl") if to_parquet else output_path
+    started = time.perf_counter()
+    summary = BatchSummary(output=str(output_path), mode="local" if local else f"ray x{concurrency}")
+
+    done = read_done(jsonl_path)
+    if to_parquet and output_path.exists():
+        done |= _parquet_done(output_path)
+    payloads = read_queries(input_path)
+    pending = [p for p in payloads if _key(p["query_id"]) not in done]
+    summary.skipped = len(payloads) - len(pending)
+    if progress is not None:
+        pairs = sum(len(p.get("candidates", ())) for p in pending)
+        progress(f"lychee batch: {len(pending)} queries ({pairs} pairs) to score, {summary.skipped} already done")
+
+    jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+    with jsonl_path.open("a", encoding="utf-8") as fh:
+        writer = _Writer(fh, summary, len(pending), progress)
+        if pending:
+            if local:
+                rr = reranker if reranker is not None else load_reranker(spec)
+                for chunk in _chunks(pending, queries_per_batch):
+                    for record in score_payloads(rr, chunk, options):
+                        writer.write(record)
+            else:
+                for line in _ray_lines(pending, spec, options, concurrency, num_gpus_per_actor, num_cpus_per_actor,
+                                       queries_per_batch, ray_address):
+                    writer.write(json.loads(line))
+        fh.flush()
+        os.fsync(fh.fileno())
+    if to_parquet:
+        _write_parquet(jsonl_path, output_path)
+    summary.seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(summary.line())
+    return summary
+
+
+def _ray_lines(
+    pending: Sequence[Mapping[str, Any]], spec: RerankerSpec, options: ScoreOptions, concurrency: int,
+    num_gpus: float, num_cpus: float, queries_per_batch: int, ray_address: Optional[str],
+) -> Iterator[str]:
+    """Output lines as actors finish them (streaming: a crash keeps what was written)."""
+    import ray
+
+    ensure_ray(ray_address)
+    items = [{"payload": json.dumps(p, ensure_ascii=False)} for p in pending]
+    # At least one block per actor, else the pool idles; at most one batch per block.
+    blocks = max(1, min(len(items), max(concurrency, math.ceil(len(items) / queries_per_batch)), 4096))
+    ds = ray.data.from_items(items, override_num_blocks=blocks)
+    scored = ds.map_batches(
+        _RayScorer,
+        fn_constructor_kwargs={"spec": spec, "options": options},
+        batch_size=queries_per_batch,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
+        num_gpus=num_gpus or None,
+        num_cpus=num_cpus,
+        batch_format="numpy",
+    )
+    for row in scored.iter_rows():
+        yield row["line"]
+
+
+def ensure_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> None:
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), else start a quiet local instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+
+
+# --------------------------------------------------------------------------- parquet
+def _parquet_done(path: Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    names = pq.ParquetFile(path).schema_arrow.names
+    if "query_id_json" in names:  # mixed id types were stored as strings: the exact ids are here
+        return set(pq.read_table(path, columns=["query_id_json"]).column("query_id_json").to_pylist())
+    return {_key(q) for q in pq.read_table(path, columns=["query_id"]).column("query_id").to_pylist()}
+
+
+def _write_parquet(jsonl_path: Path, output_path: Path) -> None:
+    """Fold the sidecar (and an earlier Parquet OUTPUT) into OUTPUT, atomically, then drop the sidecar."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = []
+    if output_path.exists():
+        for row in pq.read_table(output_path).to_pylist():
+            exact = row.pop("query_id_json", None)
+            if exact is not None:
+                row["query_id"] = json.loads(exact)
+            rows.append(row)
+    with jsonl_path.open("r", encoding="utf-8") as fh:
+        rows.extend(json.loads(line) for line in fh if line.strip())
+    result_type = pa.list_(pa.struct([("index", pa.int64()), ("score", pa.float64()), ("rank", pa.int64()), ("error", pa.string())]))
+    ids = [r.get("query_id") for r in rows]
+    columns: dict[str, Any] = {}
+    try:
+        columns["query_id"] = pa.array(ids)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types (1 and "a"): strings, plus the exact ids
+        columns["query_id"] = pa.array([str(q) for q in ids])
+    columns["results"] = pa.array([r.get("results") for r in rows], type=result_type)
+    columns["error"] = pa.array([r.get("error") for r in rows], type=pa.string())
+    if any(not isinstance(q, str) for q in ids) and pa.types.is_string(columns["query_id"].type):
+        columns["query_id_json"] = pa.array([_key(q) for q in ids], type=pa.string())
+    table = pa.table(columns)
+    tmp = output_path.with_name(output_path.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, output_path)
+    jsonl_path.unlink()
+
+
+def read_output(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a finished OUTPUT (JSONL or Parquet), for tests and downstream code."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+        for row in rows:
+            exact = row.pop("query_id_json", None)
+            if exact is not None:
+                row["query_id"] = json.loads(exact)
+            if row.get("error") is None:
+                row.pop("error", None)
+                row["results"] = [{k: v for k, v in r.items() if not (k == "error" and v is None)} for r in row["results"]]
+            else:
+                row.pop("results", None)
+        return rows
+    with path.open("r", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def stderr_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

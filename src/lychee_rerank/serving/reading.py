@@ -1,0 +1,164 @@
+"""Reading a request's query and documents into the :class:`~lychee_rerank.inputs.Content` the engine scores.
+
+A request item may be a string, ``{"text", "image"}``, ``{"content": [parts]}`` or a list of
+OpenAI-style content parts; whatever the form, it ends as one text and at most one image, read
+through :mod:`lychee_rerank.serving.sources` (which applies the operator's policy) and then the same
+:func:`~lychee_rerank.inputs.to_content` the library uses, so a pair scores the same over HTTP
+as in Python. The query failing fails the request; a document failing fails only itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from .schemas import DocumentEcho, ImagePart, ImageUrl, ImageUrlPart, MultimodalItem, RerankInput, TextPart
+from ..engine import LycheeReranker
+from ..inputs import Content, ImageLimits, InputError, to_content
+from ..results import RerankResult
+from .settings import ServerSettings
+from .sources import LimitExceeded, SourceError, SourcePolicy, UrlFetcher, load_image
+
+
+class InvalidQuery(Exception):
+    """The query cannot be used: nothing could be scored against it (422)."""
+
+
+@dataclass
+class Item:
+    """One query or document after reading its request form: text and image bytes."""
+
+    text: Optional[str] = None
+    image: Optional[bytes] = None
+
+
+@dataclass
+class Prepared:
+    """A request's documents as engine inputs, plus the ones that failed before the model."""
+
+    query: Content
+    contents: list[Optional[Content]]
+    echoes: list[DocumentEcho]
+    failures: dict[int, str] = field(default_factory=dict)
+    images: int = 0
+
+
+def _split(value: RerankInput | MultimodalItem, name: str) -> tuple[Optional[str], Optional[str]]:
+    """(text, image string) of a request item, whatever of the accepted forms it has."""
+    if isinstance(value, str):
+        return (None, value) if value.startswith("data:image/") else (value, None)
+    if isinstance(value, MultimodalItem):
+        if value.content is not None:
+            if value.text is not None or value.image is not None:
+                raise SourceError(f"{name}: give 'content' parts or 'text'/'image', not both")
+            return _split(value.content, name)
+        return value.text, value.image
+    texts: list[str] = []
+    images: list[str] = []
+    for part in value:
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        elif isinstance(part, ImageUrlPart):
+            images.append(part.image_url.url if isinstance(part.image_url, ImageUrl) else part.image_url)
+        elif isinstance(part, ImagePart):
+            images.append(part.image)
+    if len(images) > 1:
+        raise SourceError(f"{name}: {len(images)} images in one item; an item holds at most one image")
+    return ("\n".join(texts) if texts else None), (images[0] if images else None)
+
+
+class RequestReader:
+    """Reads request items into :class:`Content`, enforcing the text and image limits."""
+
+    def __init__(self, settings: ServerSettings, fetcher: Optional[UrlFetcher]):
+        self.settings = settings
+        self.fetcher = fetcher
+        self.policy = SourcePolicy(
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            allow_local_dir=settings.allow_local_dir,
+            allow_urls=settings.allow_urls,
+            url_timeout_s=settings.url_timeout_s,
+            url_max_redirects=settings.url_max_redirects,
+        )
+        self.limits = ImageLimits(max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+
+    def check_text(self, text: Optional[str], name: str) -> None:
+        if text is not None and len(text) > self.settings.max_text_chars:
+            raise LimitExceeded(
+                "max_text_chars", len(text), self.settings.max_text_chars,
+                f"{name} text is {len(text):,} characters, over the limit of {self.settings.max_text_chars:,} (max_text_chars)",
+            )
+
+    def item(self, value: RerankInput | MultimodalItem, name: str) -> Item:
+        text, spec = _split(value, name)
+        self.check_text(text, name)
+        image = load_image(spec, self.policy, self.fetcher, name=f"{name} image") if spec is not None else None
+        return Item(text=text, image=image)
+
+    def content(self, item: Item, name: str) -> Content:
+        """The same Content the library builds from ``{"text": ..., "image": <bytes>}``."""
+        if not item.text and item.image is None:
+            raise InputError(f"{name} is empty: give text, an image, or both")
+        mapping: dict[str, Any] = {"text": item.text}
+        if item.image is not None:
+            mapping["image"] = item.image
+        return to_content(mapping, limits=self.limits)
+
+    def prepare(self, reranker: LycheeReranker, query: Any, documents: Sequence[Any]) -> Prepared:
+        """Read the query (its failure fails the request) and each document (its failure is its own)."""
+        if len(documents) > self.settings.max_documents:
+            raise LimitExceeded(
+                "max_documents", len(documents), self.settings.max_documents,
+                f"{len(documents)} documents, over the limit of {self.settings.max_documents} (max_documents)",
+            )
+        for i, doc in enumerate(documents):  # request-level limits first, before any decoding work
+            text, _ = _safe_split(doc, f"document {i}")
+            self.check_text(text, f"document {i}")
+        try:
+            q_item = self.item(query, "query")
+            q = reranker.to_query(self.content(q_item, "query"))
+        except (SourceError, InputError) as exc:
+            raise InvalidQuery(str(exc)) from None
+        prepared = Prepared(query=q, contents=[], echoes=[], images=int(q.has_image))
+        for i, doc in enumerate(documents):
+            name = f"document {i}"
+            echo = DocumentEcho()
+            try:
+                text, spec = _split(doc, name)
+                echo = DocumentEcho(text=text, image=spec)
+                content = self.content(self.item(doc, name), name)
+                prepared.images += int(content.has_image)
+                prepared.contents.append(content)
+            except (SourceError, InputError) as exc:
+                prepared.contents.append(None)
+                prepared.failures[i] = str(exc)
+            prepared.echoes.append(echo)
+        return prepared
+
+
+def _safe_split(value: Any, name: str) -> tuple[Optional[str], Optional[str]]:
+    try:
+        return _split(value, name)
+    except SourceError:
+        return None, None
+
+
+def merge_results(results: list[RerankResult], valid: list[int], failures: dict[int, str]) -> list[RerankResult]:
+    """Map engine results back to request indices and list documents that failed before the model.
+
+    The engine already puts scored documents first (sorted, thresholded, cut to top_n) and its
+    own failures last; failures from reading the request join those, in request order.
+    """
+    scored, failed = [], []
+    for r in results:
+        r.index = valid[r.index]
+        (failed if r.error is not None else scored).append(r)
+    failed.extend(
+        RerankResult(index=i, score=0.0, rank=0, document=None, error=message) for i, message in failures.items()
+    )
+    failed.sort(key=lambda r: r.index)
+    merged = scored + failed
+    for position, r in enumerate(merged, start=1):
+        r.rank = position
+    return merged

@@ -1,0 +1,1 @@
+"""LoRA fine-tuning with the exact inference prompt (:mod:`.finetune`)."""
