@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 from PIL import Image
 
-from lychee_rerank import sources
+from lychee_rerank.serving import sources
 from lychee_rerank.serving.settings import ServerSettings
 from lychee_rerank.serving.sources import SourceError, UrlFetcher, address_refusal
 
