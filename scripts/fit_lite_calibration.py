@@ -27,19 +27,32 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def fit_logistic(z: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[float, float]:
-    """(centre, width) of the maximum-likelihood logistic curve of y on z (width > 0 required)."""
-    a, b = 1.0, 0.0
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -50, 50)))
-        w = p * (1 - p) + 1e-9
-        grad = np.array([np.sum((y - p) * z), np.sum(y - p)])
-        hess = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]])
-        step = np.linalg.solve(hess + 1e-6 * np.eye(2), grad)
-        a, b = a + step[0], b + step[1]
-    if a <= 0:
+def fit_logistic(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(centre, width) of the maximum-likelihood logistic curve of y on z, width > 0.
+
+    A grid over centre and width refined once around the best cell: robust where Newton's
+    method overshoots on nearly separable data, and it can only return an increasing curve.
+    """
+    z, y = np.asarray(z, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+    def loglik(centre: np.ndarray, width: np.ndarray) -> np.ndarray:
+        t = (z[None, :] - centre[:, None]) / width[:, None]
+        # log sigmoid(t) for y=1, log sigmoid(-t) for y=0, computed stably
+        return -(y[None, :] * np.logaddexp(0, -t) + (1 - y[None, :]) * np.logaddexp(0, t)).sum(axis=1)
+
+    lo, hi = float(np.percentile(z, 1)), float(np.percentile(z, 99.9))
+    centres, widths = np.linspace(lo, hi, 120), np.geomspace(0.05, 5.0, 60)
+    for _ in range(2):
+        c, w = (a.ravel() for a in np.meshgrid(centres, widths))
+        best = int(np.argmax(loglik(c, w)))
+        bc, bw = float(c[best]), float(w[best])
+        step_c = centres[1] - centres[0]
+        centres = np.linspace(bc - step_c, bc + step_c, 41)
+        widths = np.geomspace(bw / 1.1, bw * 1.1, 41)
+    # Decreasing evidence would need a negative width: check the data goes the right way.
+    if np.corrcoef(z, y)[0, 1] <= 0:
         raise RuntimeError("evidence is not positively related to relevance: no monotone fit")
-    return -b / a, 1.0 / a
+    return bc, bw
 
 
 def score_split(backend, rows, docs, names):  # type: ignore[no-untyped-def]
@@ -89,6 +102,9 @@ def main() -> int:
     parser.add_argument("--photos", type=Path, default=ROOT / "examples" / "eval_photos")
     parser.add_argument("--queries", type=Path, default=ROOT / "examples" / "eval" / "photos_eval.jsonl")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "lite-reliability.png")
+    parser.add_argument("--reuse", action="store_true", help="reuse the tuning pairs scored by the last run")
+    parser.add_argument("--heldout-json", default=None, help="held-out scores from lychee_rerank.eval --json")
+    parser.add_argument("--fit-only", action="store_true", help="print the fitted constants, skip the held-out half")
     args = parser.parse_args()
 
     from lychee_rerank.backends.lite import LiteBackend
@@ -100,11 +116,26 @@ def main() -> int:
     docs = [to_content(p) for p in files]
     rows = load_queries(args.queries)
     backend = LiteBackend()
-    z_t, y_t, _ = score_split(backend, [r for r in rows if r.get("split") == "tuning"], docs, names)
+    store = Path(backend.cache.directory) / "calibration-pairs.npz"
+    if args.reuse and store.exists():
+        data = np.load(store)
+        z_t, y_t = data["z_t"], data["y_t"]
+    else:
+        z_t, y_t, _ = score_split(backend, [r for r in rows if r.get("split") == "tuning"], docs, names)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(store, z_t=z_t, y_t=y_t)
     centre, width = fit_logistic(z_t, y_t)
     print(f"tuning half: {len(y_t)} pairs, {int(y_t.sum())} relevant")
     print(f"CONCEPT = Logistic(centre={centre:.3f}, width={width:.3f})")
-    z_h, y_h, s_h = score_split(backend, [r for r in rows if r.get("split") == "heldout"], docs, names)
+    if args.fit_only:
+        return 0
+    if args.heldout_json:
+        # the held-out report of `python -m lychee_rerank.eval ... --split heldout --json`
+        report = json.loads(Path(args.heldout_json).read_text(encoding="utf-8"))
+        s_h = np.asarray([s for q in report["queries"] for s in q["scores"]])
+        y_h = np.asarray([1.0 if g > 0 else 0.0 for q in report["queries"] for g in q["labels"]])
+    else:
+        _, y_h, s_h = score_split(backend, [r for r in rows if r.get("split") == "heldout"], docs, names)
     pos, neg = s_h[y_h > 0], s_h[y_h == 0]
     auc = float(np.mean([(p > neg).mean() + 0.5 * (p == neg).mean() for p in pos]))
     bins = reliability(

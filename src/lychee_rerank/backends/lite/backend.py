@@ -430,7 +430,7 @@ class LiteBackend(Backend):
             contribution = weights * q["relevance"]
             top = np.argsort(-contribution, kind="stable")[:3]
             ev["matched_tags"] = [
-                {"label": space.labels[k], "weight": round(float(weights[k]), 3), "match": round(float(q["relevance"][k]), 2)}
+                {"label": space.labels[k], "prob": round(float(weights[k]), 3), "match": round(float(q["relevance"][k]), 2)}
                 for k in top
                 if contribution[k] > 0
             ]

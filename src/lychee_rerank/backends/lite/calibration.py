@@ -72,7 +72,7 @@ E5_LABEL = Relative(margin=0.03, width=0.016)
 #: relevance (label >= 1) on the evidence, fitted on the TUNING half of the photo set only
 #: (``scripts/fit_lite_calibration.py``, which also draws ``docs/lite-reliability.png`` from the
 #: held-out half). Monotonic increasing: more evidence never gives a lower score.
-CONCEPT = Logistic(centre=3.0, width=0.6)
+CONCEPT = Logistic(centre=4.596, width=0.707)
 #: Gate on a text field's specificity: its cosine to the query, standardised by its cosines to
 #: fixed everyday queries (:func:`.concepts.reference_queries`). Matching texts stand 3-6
 #: spreads above their reference mean (a bilingual sign vs its English words ~1); texts that resemble every query (short OCR fragments
