@@ -397,22 +397,18 @@ class LiteBackend(Backend):
         channels: dict[str, float] = {}
         ev: dict[str, Any] = {}
         base = q["baselines"]
-        space = concept_space()
         for name, vec in vectors.items():
             curve = cal.E5_TEXT.at(base[cal.text_kind(texts[name])])
             cosine = float(vec @ qv)
             semantic = curve(cosine)
-            # Document side: is this text closer to THIS query than to everyday queries? A short
-            # or odd text (two foreign words of OCR, a config file) is close to every query and
-            # would otherwise win them all.
-            mean, spread = space.text_reference(vec)
-            specificity = (cosine - mean) / spread
-            # Query side: is this text closer to the query than the ~1100 concept names are? A
-            # query that means little ("x") is about as close to everything.
+            # Does this text stand out for the query, compared with the ~1100 concept names? A
+            # short foreign OCR fragment or a config file is about as close to a query as any
+            # label is (and a near-empty query such as "x" is close to everything), so it must
+            # not win every query.
             q_mean, q_spread = q["label_stats"]
             standout = (cosine - q_mean) / q_spread
-            ev[f"{name}_specificity"] = [round(specificity, 2), round(standout, 2)]
-            gate = cal.TEXT_SPECIFIC(specificity) * cal.QUERY_SPECIFIC(standout)
+            ev[f"{name}_standout"] = round(standout, 2)
+            gate = cal.QUERY_SPECIFIC(standout)
             channels[name] = cal.blend_lexical(semantic, lexical.get(name, 0.0)) * gate
         if "ocr" in channels:
             line = _best_line(q["text"], texts["ocr"])

@@ -73,11 +73,6 @@ E5_LABEL = Relative(margin=0.03, width=0.016)
 #: (``scripts/fit_lite_calibration.py``, which also draws ``docs/lite-reliability.png`` from the
 #: held-out half). Monotonic increasing: more evidence never gives a lower score.
 CONCEPT = Logistic(centre=4.596, width=0.707)
-#: Gate on a text field's specificity: its cosine to the query, standardised by its cosines to
-#: fixed everyday queries (:func:`.concepts.reference_queries`). Matching texts stand 3-6
-#: spreads above their reference mean (a bilingual sign vs its English words ~1); texts that resemble every query (short OCR fragments
-#: in another language, configuration files) stay below ~1.5.
-TEXT_SPECIFIC = Logistic(centre=1.0, width=0.4)
 #: Gate on how far a text stands out for the query: its cosine to the query, standardised by the
 #: query's cosines to the ~1100 concept names. Related texts stand 4.5-7 spreads out, unrelated
 #: ones below 0; a near-empty query ("x") is about as close to a config file as to anything (~2-3).
