@@ -69,15 +69,6 @@ PROB_POWER = 0.5
 DATA_FILE = "data/lite_concepts.npz"
 
 
-def reference_queries() -> list[str]:
-    """Everyday queries a text field is compared with (embedded as e5 *queries*): the group and
-    scene names and the calibration's reference sentences. A text that resembles all of them
-    (a short foreign word, a line of symbols) is a "hub" and must not win every query."""
-    from .calibration import REFERENCE_SENTENCES_EN, REFERENCE_SENTENCES_ZH
-
-    return [*(g.label for g in GROUPS), *(text for _, text in SCENES), *REFERENCE_SENTENCES_EN, *REFERENCE_SENTENCES_ZH]
-
-
 def concept_labels() -> list[str]:
     """Text of every concept, in vector order: classes, groups, scenes."""
     return [*imagenet_classes(), *(g.label for g in GROUPS), *(text for _, text in SCENES)]
@@ -161,8 +152,6 @@ class ConceptSpace:
     labels: list[str]
     vectors: np.ndarray
     """(n, 384) L2-normalised e5 passage embeddings, float32 (from float16 data)."""
-    query_vectors: np.ndarray
-    """(m, 384) e5 query embeddings of :func:`reference_queries`."""
 
     def __post_init__(self) -> None:
         sims = self.vectors @ self.vectors.T
@@ -179,11 +168,6 @@ class ConceptSpace:
         """Mean and spread of the image's evidence over every concept taken as a query."""
         ev = self.reference @ weights
         return float(ev.mean()), float(max(ev.std(), 1e-6))
-
-    def text_reference(self, passage_vector: np.ndarray) -> tuple[float, float]:
-        """Mean and spread of a text field's cosine to the reference queries."""
-        sims = self.query_vectors @ np.asarray(passage_vector, dtype=np.float32)
-        return float(sims.mean()), float(max(sims.std(), 1e-6))
 
     def evidence(self, weights: np.ndarray, relevance: np.ndarray, reference: tuple[float, float]) -> float:
         """The image's ConSE evidence for a query, standardised against the image's own mean and
@@ -213,11 +197,9 @@ def concept_space() -> ConceptSpace:
                 data = np.load(handle)
                 labels = [str(x) for x in data["labels"]]
                 vectors = data["vectors"].astype(np.float32)
-                queries = [str(x) for x in data["queries"]]
-                query_vectors = data["query_vectors"].astype(np.float32)
-            if labels != concept_labels() or queries != reference_queries():
+            if labels != concept_labels():
                 raise RuntimeError(f"{DATA_FILE} is out of date: rebuild it (python -m {__name__} --build)")
-            _space = ConceptSpace(labels, vectors, query_vectors)
+            _space = ConceptSpace(labels, vectors)
         return _space
 
 
@@ -225,13 +207,9 @@ def build(out: Path) -> None:
     """Embed every concept label with the shipped e5 model and write the data file."""
     from .text import Embedder
 
-    embedder = Embedder(threads=2)
-    labels, queries = concept_labels(), reference_queries()
-    vectors = embedder.passages(labels).astype(np.float16)
-    query_vectors = np.stack([embedder.query(q) for q in queries]).astype(np.float16)
-    np.savez_compressed(
-        out, labels=np.asarray(labels), vectors=vectors, queries=np.asarray(queries), query_vectors=query_vectors
-    )
+    labels = concept_labels()
+    vectors = Embedder(threads=2).passages(labels).astype(np.float16)
+    np.savez_compressed(out, labels=np.asarray(labels), vectors=vectors)
 
 
 if __name__ == "__main__":
