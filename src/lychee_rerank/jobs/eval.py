@@ -106,6 +106,8 @@ class QueryResult:
     query: str
     ranking: list[str]
     scores: list[float]
+    labels: list[float]
+    """Graded label of each ranked document (0 = not relevant), in ranking order."""
     recall_at_1: float
     reciprocal_rank: float
     ndcg_at_5: float
@@ -122,9 +124,31 @@ class EvalReport:
         rows = [q for q in self.queries if lang is None or q.lang == lang]
         return sum(getattr(q, metric) for q in rows) / len(rows) if rows else 0.0
 
+    def score_separation(self) -> dict[str, float]:
+        """Do scores mean the same across queries? AUC of relevant (label >= 1) vs irrelevant
+        pair scores pooled over all queries, and each group's median score."""
+        pos = [s for q in self.queries for s, g in zip(q.scores, q.labels) if g > 0]
+        neg = [s for q in self.queries for s, g in zip(q.scores, q.labels) if g <= 0]
+        if not pos or not neg:
+            return {}
+        import numpy as np
+
+        p, n = np.asarray(pos), np.asarray(neg)
+        # Mann-Whitney: share of (relevant, irrelevant) pairs ordered right, ties count half.
+        n_sorted = np.sort(n)
+        below = np.searchsorted(n_sorted, p, side="left")
+        ties = np.searchsorted(n_sorted, p, side="right") - below
+        auc = float((below + 0.5 * ties).sum() / (len(p) * len(n)))
+        return {
+            "auc": round(auc, 4),
+            "median_relevant": round(float(np.median(p)), 4),
+            "median_irrelevant": round(float(np.median(n)), 4),
+        }
+
     def summary(self) -> dict[str, Any]:
         langs = sorted({q.lang for q in self.queries})
         return {
+            **self.score_separation(),
             "queries": len(self.queries),
             "documents": self.documents,
             "recall@1": round(self.mean("recall_at_1"), 4),
@@ -176,14 +200,24 @@ def _decode_or_path(path: Path) -> Any:
         return path
 
 
-def evaluate(reranker: Any, jsonl_path: str | Path, image_dir: str | Path) -> EvalReport:
-    """Rank the whole gallery for every labelled query and score the rankings."""
+def evaluate(
+    reranker: Any, jsonl_path: str | Path, image_dir: str | Path, *, split: str | None = None
+) -> EvalReport:
+    """Rank the whole gallery for every labelled query and score the rankings.
+
+    ``split``: only the rows whose ``"split"`` field has this value (e.g. ``heldout``), so a set
+    with a tuning half and a held-out half reports the held-out half alone.
+    """
     image_dir = Path(image_dir)
     files = gallery_files(image_dir)
     if not files:
         raise ValueError(f"no images in {image_dir}")
     names = [p.name for p in files]
     queries = load_queries(jsonl_path)
+    if split is not None:
+        queries = [q for q in queries if q.get("split") == split]
+        if not queries:
+            raise ValueError(f"{jsonl_path}: no query has split {split!r}")
     missing = sorted({doc for q in queries for doc in q["relevant"]} - set(names))
     if missing:
         raise ValueError(f"labelled documents not in {image_dir}: {', '.join(missing)} (build the gallery first)")
@@ -210,6 +244,7 @@ def evaluate(reranker: Any, jsonl_path: str | Path, image_dir: str | Path) -> Ev
                 query=row.get("query") or f"<image {row['query_image']}>",
                 ranking=ranking,
                 scores=[round(float(r.score), 4) for r in results],
+                labels=[labels.get(name, 0.0) for name in ranking],
                 recall_at_1=recall_at_k(ranking, labels, 1),
                 reciprocal_rank=reciprocal_rank(ranking, labels),
                 ndcg_at_5=ndcg_at_k(ranking, labels, 5),
@@ -233,6 +268,11 @@ def format_report(report: EvalReport, *, per_query: bool = True) -> str:
     s = report.summary()
     lines.append(f"{s['queries']} queries over {s['documents']} images")
     lines.append(f"Recall@1 {s['recall@1']:.3f}   MRR {s['mrr']:.3f}   nDCG@5 {s['ndcg@5']:.3f}   MAP {s['map']:.3f}")
+    if "auc" in s:
+        lines.append(
+            f"scores: AUC {s['auc']:.3f}   median relevant {s['median_relevant']:.3f}   "
+            f"median irrelevant {s['median_irrelevant']:.3f}"
+        )
     for lang, m in s["by_lang"].items():
         lines.append(
             f"  {lang:<6} n={m['queries']:<3} Recall@1 {m['recall@1']:.3f}   MRR {m['mrr']:.3f}   nDCG@5 {m['ndcg@5']:.3f}"
@@ -266,5 +306,6 @@ def metric_rows(
             "MAP": sum(average_precision(q.ranking, g) for q, g in members) / n,
             "Recall@1": sum(recall_at_k(q.ranking, g, 1) for q, g in members) / n,
             f"Recall@{k}": sum(recall_at_k(q.ranking, g, k) for q, g in members) / n,
+            **EvalReport([q for q, _ in members]).score_separation(),
         })
     return rows, scores, labels

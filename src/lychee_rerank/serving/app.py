@@ -255,7 +255,7 @@ async def health(service: Service) -> JSONResponse:
         status=holder.status,  # type: ignore[arg-type]
         backend=info.get("backend"), model=_str_or_none(info.get("model")), device=_str_or_none(info.get("device")),
         dtype=_str_or_none(info.get("dtype")), attn_implementation=_str_or_none(info.get("attn_implementation")),
-        uptime_s=round(time.monotonic() - service.started, 3), error=holder.error,
+        uptime_s=round(time.monotonic() - service.started, 3), error=holder.error, note=_str_or_none(info.get("note")),
     )
     return JSONResponse(payload.model_dump(), status_code=200 if holder.status == "ok" else 503)
 

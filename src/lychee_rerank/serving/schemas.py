@@ -334,6 +334,7 @@ class HealthResponse(BaseModel):
     attn_implementation: Optional[str] = None
     uptime_s: float
     error: Optional[str] = Field(None, description="Why loading failed (status 'error').")
+    note: Optional[str] = Field(None, description="What the backend is, e.g. that lite is an offline approximation.")
 
 
 class ErrorBody(BaseModel):

@@ -342,6 +342,8 @@ def footer(rr: LycheeReranker, lang: str) -> None:
     st.divider()
     st.caption(t("status", lang, backend=info.get("backend"), model=info.get("model"), device=info.get("device"),
                  dtype=info.get("dtype"), attn=info.get("attn_implementation")))
+    if info.get("note"):
+        st.caption(str(info["note"]))
     if str(info.get("device", "")).startswith("cuda"):
         import torch
 

@@ -35,6 +35,10 @@ class ImageAnalysis:
     """(len(tags) + len(groups), 384) e5 passage embeddings of the tag and group labels."""
     ocr_vector: np.ndarray | None = None
     """(384,) e5 passage embedding of the OCR text, if there is any."""
+    class_probs: list[tuple[int, float]] = field(default_factory=list)
+    """The top ImageNet classes as (index, probability), for the concept (ConSE) evidence."""
+    scenes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Scene-word strengths (:data:`.concepts.SCENES` order) from pixel statistics."""
     seconds: float = 0.0
     """Wall time the analysis took when it was computed (not when read from the cache)."""
     timings: dict[str, float] = field(default_factory=dict)
@@ -62,6 +66,8 @@ class ImageAnalysis:
             "embedding": pack_array(self.embedding),
             "label_vectors": pack_array(self.label_vectors),
             "ocr_vector": pack_array(self.ocr_vector) if self.ocr_vector is not None else None,
+            "class_probs": [[int(i), round(float(p), 5)] for i, p in self.class_probs],
+            "scenes": [round(float(x), 4) for x in self.scenes],
             "seconds": round(self.seconds, 4),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -80,6 +86,8 @@ class ImageAnalysis:
             embedding=unpack_array(data["embedding"]),
             label_vectors=label_vectors,
             ocr_vector=unpack_array(data["ocr_vector"]) if data.get("ocr_vector") else None,
+            class_probs=[(int(i), float(p)) for i, p in data.get("class_probs", [])],
+            scenes=np.asarray(data.get("scenes", []), dtype=np.float64),
             seconds=float(data.get("seconds", 0.0)),
             timings=dict(data.get("timings", {})),
         )

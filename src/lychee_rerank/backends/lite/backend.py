@@ -36,8 +36,10 @@ from ...inputs import Content, pixel_hash
 from ...results import PairScore
 from ..base import Backend, ProgressCallback
 from . import calibration as cal
+from .about import LITE_NOTE
 from .analysis import ImageAnalysis, pack_array, unpack_array
 from .cache import AnalysisCache
+from .concepts import TOP_CLASSES, concept_space, concept_weights, scene_strengths
 from .colours import colour_histogram, colour_match, colour_words, histogram_intersection
 from .ocr import DEFAULT_DET_SIDE, Reader
 from .text import E5_DIM, Embedder, lexical_scores, tokenize
@@ -47,8 +49,8 @@ from .vision import Tagger, group_tags, imagenet_classes, top_tags
 logger = logging.getLogger("lychee_rerank")
 
 #: Bump when models, analysis settings or the cache record layout change.
-LITE_VERSION = "lite-1"
-MODEL_DESCRIPTION = "lite (efficientnet-lite0 + pp-ocrv4 + multilingual-e5-small + bm25)"
+LITE_VERSION = "lite-3"
+MODEL_DESCRIPTION = "lite (efficientnet-lite0 concepts + pp-ocrv4 + multilingual-e5-small + bm25)"
 
 #: How much one channel alone can say. Colour is weak evidence on its own ("red" matches every
 #: red thing); the others can carry a match by themselves.
@@ -142,6 +144,7 @@ class LiteBackend(Backend):
             "attn_implementation": "n/a",
             "version": self.version,
             "cache_dir": str(self.cache.directory) if self.cache.enabled else None,
+            "note": LITE_NOTE,
         }
 
     def score_pairs(
@@ -259,6 +262,9 @@ class LiteBackend(Backend):
         vision = self.tagger.run(work)
         tags = top_tags(vision.probs, k=self.top_k_tags)
         groups = group_tags(vision.probs)
+        order = np.argsort(-vision.probs, kind="stable")[:TOP_CLASSES]
+        class_probs = [(int(i), float(vision.probs[i])) for i in order]
+        scenes = scene_strengths(work)
         timings["tags"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -287,6 +293,8 @@ class LiteBackend(Backend):
             embedding=vision.embedding,
             label_vectors=vectors[: len(texts)],
             ocr_vector=vectors[len(texts)] if ocr_text else None,
+            class_probs=class_probs,
+            scenes=scenes,
             seconds=time.perf_counter() - start,
             timings=timings,
         )
@@ -327,6 +335,10 @@ class LiteBackend(Backend):
             q["colours"] = colour_words(q["text"])
             refs = self._references()
             q["baselines"] = {kind: cal.median(vectors @ q["vector"]) for kind, vectors in refs.items()}
+            space = concept_space()
+            q["relevance"] = space.query_relevance(q["vector"])
+            label_sims = space.vectors @ q["vector"]
+            q["label_stats"] = (float(label_sims.mean()), float(max(label_sims.std(), 1e-6)))
         if query.image is not None:
             analysis, _ = self.analyse(query)
             q["analysis"] = analysis
@@ -417,27 +429,36 @@ class LiteBackend(Backend):
         base = q["baselines"]
         for name, vec in vectors.items():
             curve = cal.E5_TEXT.at(base[cal.text_kind(texts[name])])
-            semantic = curve(float(vec @ qv))
-            channels[name] = cal.blend_lexical(semantic, lexical.get(name, 0.0))
+            cosine = float(vec @ qv)
+            semantic = curve(cosine)
+            # Does this text stand out for the query, compared with the ~1100 concept names? A
+            # short foreign OCR fragment or a config file is about as close to a query as any
+            # label is (and a near-empty query such as "x" is close to everything), so it must
+            # not win every query.
+            q_mean, q_spread = q["label_stats"]
+            standout = (cosine - q_mean) / q_spread
+            ev[f"{name}_standout"] = round(standout, 2)
+            gate = cal.QUERY_SPECIFIC(standout)
+            channels[name] = cal.blend_lexical(semantic, lexical.get(name, 0.0)) * gate
         if "ocr" in channels:
             line = _best_line(q["text"], texts["ocr"])
             if line:
                 ev["ocr_match"] = line
         a = doc.analysis
         if a is not None:
-            sims = a.label_vectors @ qv if len(a.labels) else np.zeros(0)
-            matches = []
-            class_curve = cal.E5_LABEL.at(base["label_en"])
-            group_curve = cal.E5_LABEL.at(base["label_group"])
-            for tag, sim in zip(a.labels, sims):
-                relevance = (class_curve if tag.index >= 0 else group_curve)(float(sim))
-                matches.append((relevance * cal.tag_confidence(tag.prob), relevance, tag))
-            matches.sort(key=lambda m: -m[0])
-            channels["tags"] = matches[0][0] if matches else 0.0
+            # ConSE over the concept vocabulary, standardised per query and per image (see
+            # :mod:`.concepts`), then mapped to 0-1 by the calibrated curve.
+            space = concept_space()
+            weights = concept_weights(dict(a.class_probs), a.scenes)
+            z = space.evidence(weights, q["relevance"], space.image_reference(weights))
+            channels["tags"] = cal.CONCEPT(z)
+            ev["concept_evidence"] = round(z, 4)
+            contribution = weights * q["relevance"]
+            top = np.argsort(-contribution, kind="stable")[:3]
             ev["matched_tags"] = [
-                {"label": tag.label, "prob": round(tag.prob, 3), "match": round(rel, 3)}
-                for score, rel, tag in matches[:3]
-                if score >= 0.2
+                {"label": space.labels[k], "prob": round(float(weights[k]), 3), "match": round(float(q["relevance"][k]), 2)}
+                for k in top
+                if contribution[k] > 0
             ]
             if q["colours"]:
                 channels["colour"] = colour_match(q["colours"], a.colour_hist)

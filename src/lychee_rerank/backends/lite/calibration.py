@@ -67,6 +67,16 @@ E5_TEXT = Relative(margin=0.035, width=0.015)
 #: reference labels of the same kind: related median +0.066 (p10 +0.006), unrelated median
 #: 0.000 (p90 +0.018).
 E5_LABEL = Relative(margin=0.03, width=0.016)
+#: Concept (ConSE) evidence of an image for a text query, a standardised score (see
+#: :mod:`.concepts`), to the probability that the image is relevant. A logistic regression of
+#: relevance (label >= 1) on the evidence, fitted on the TUNING half of the photo set only
+#: (``scripts/fit_lite_calibration.py``, which also draws ``docs/lite-reliability.png`` from the
+#: held-out half). Monotonic increasing: more evidence never gives a lower score.
+CONCEPT = Logistic(centre=4.658, width=0.690)
+#: Gate on how far a text stands out for the query: its cosine to the query, standardised by the
+#: query's cosines to the ~1100 concept names. Related texts stand 4.5-7 spreads out, unrelated
+#: ones below 0; a near-empty query ("x") is about as close to a config file as to anything (~2-3).
+QUERY_SPECIFIC = Logistic(centre=3.5, width=0.4)
 #: EfficientNet-Lite0 pooled features (post-ReLU6, so cosines are >= 0). Over the example
 #: gallery: different images median 0.17, p90 0.46 (pages of text resemble each other, up to
 #: 0.93); crops, flips, brightness changes and re-scales of one photo median 0.97, p10 0.86.

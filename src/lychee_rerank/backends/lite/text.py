@@ -48,7 +48,9 @@ def tokenize(text: str) -> list[str]:
                 if len(segment) == 1:
                     tokens.append(segment)
                 tokens.extend(a + b for a, b in zip(segment, segment[1:]))
-        elif run not in _STOPWORDS:
+        elif run not in _STOPWORDS and not (len(run) == 1 and run.isalpha()):
+            # A lone Latin letter ("x", "b") is in nearly every text: as an exact term it says
+            # nothing (a config file full of ":x:" matched the query "x" perfectly).
             tokens.append(run)
     return tokens
 
