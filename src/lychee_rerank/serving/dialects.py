@@ -199,7 +199,12 @@ class ModelList(BaseModel):
 # --------------------------------------------------------------------------- routes
 def install(app: FastAPI, ops: RouteOps) -> None:
     """Add the TEI, vLLM score and model-listing routes to ``app``."""
+    _install_tei(app, ops)
+    _install_score(app, ops)
+    _install_models(app, ops)
 
+
+def _install_tei(app: FastAPI, ops: RouteOps) -> None:
     async def tei(body: TeiRerankRequest) -> list[TeiRank]:
         t0 = time.perf_counter()
         rr = ops.require()
@@ -228,6 +233,30 @@ def install(app: FastAPI, ops: RouteOps) -> None:
             return await tei(body)
         return await ops.rerank_v1(body)
 
+
+def _score_groups(queries: list[Any], docs: list[Any], ops: RouteOps) -> list[tuple[Any, list[int]]]:
+    """(query, document indices) per scoring call: one query against all, or pairs grouped by query."""
+    if len(docs) > ops.max_documents:
+        raise ops.error(
+            413, "limit_exceeded", f"{len(docs)} pairs, over the limit of {ops.max_documents} (max_documents)",
+            limit="max_documents", value=len(docs), max=ops.max_documents,
+        )
+    if len(queries) == 1:
+        return [(queries[0], list(range(len(docs))))]
+    if len(queries) != len(docs):
+        raise ops.error(
+            422, "invalid_request",
+            f"text_1 has {len(queries)} items and text_2 {len(docs)}: give one text_1, or as many as text_2",
+        )
+    # Pairs that share a query are one call (one shared prefix), as vLLM users often send.
+    by_query: dict[str, tuple[Any, list[int]]] = {}
+    for i, q in enumerate(queries):
+        key = q if isinstance(q, str) else repr(q)
+        by_query.setdefault(key, (q, []))[1].append(i)
+    return list(by_query.values())
+
+
+def _install_score(app: FastAPI, ops: RouteOps) -> None:
     async def score(body: ScoreRequest) -> ScoreResponse:
         """vLLM's score API: one query against N documents, or N pairs; answers in input order."""
         t0 = time.perf_counter()
@@ -236,25 +265,7 @@ def install(app: FastAPI, ops: RouteOps) -> None:
         queries, docs = _items(body.text_1), _items(body.text_2)
         if not queries or not docs:
             raise ops.error(422, "invalid_request", "text_1 and text_2 must each hold at least one item")
-        if len(docs) > ops.max_documents:
-            raise ops.error(
-                413, "limit_exceeded", f"{len(docs)} pairs, over the limit of {ops.max_documents} (max_documents)",
-                limit="max_documents", value=len(docs), max=ops.max_documents,
-            )
-        if len(queries) == 1:
-            groups = [(queries[0], list(range(len(docs))))]
-        elif len(queries) == len(docs):
-            # Pairs that share a query are one call (one shared prefix), as vLLM users often send.
-            by_query: dict[str, tuple[Any, list[int]]] = {}
-            for i, q in enumerate(queries):
-                key = q if isinstance(q, str) else repr(q)
-                by_query.setdefault(key, (q, []))[1].append(i)
-            groups = list(by_query.values())
-        else:
-            raise ops.error(
-                422, "invalid_request",
-                f"text_1 has {len(queries)} items and text_2 {len(docs)}: give one text_1, or as many as text_2",
-            )
+        groups = _score_groups(queries, docs, ops)
 
         # A few calls at a time: they share forward passes through the server's micro-batching,
         # without one request filling the queue (max_queue) that other clients share.
@@ -283,6 +294,8 @@ def install(app: FastAPI, ops: RouteOps) -> None:
             summary="Score pairs (vLLM's score API)" if path == "/score" else "Score pairs (alias of /score)",
         )
 
+
+def _install_models(app: FastAPI, ops: RouteOps) -> None:
     async def models() -> ModelList:
         """The one model this server answers with (OpenAI's shape); clients probe it first."""
         rr = ops.require()
