@@ -21,6 +21,7 @@ Where a score is computed: :meth:`LycheeBackend._forward` (``_logits_full`` or
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import os
 import threading
@@ -58,6 +59,21 @@ def unwrap_adapter(model: Any) -> Any:
     if callable(get_base) and type(model).__module__.startswith("peft"):
         return get_base()
     return model
+
+
+def cache_kwarg(model: Any) -> str:
+    """The forward argument that takes a KV cache: ``cache`` from transformers 5.24 on.
+
+    5.24 deprecates ``past_key_values`` (removal announced for 5.40); older 5.x only know it.
+    Asking the signature, not the version number, also covers patched or backported builds.
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def output_cache(output: Any) -> Any:
+    """The KV cache an output carries, under its 5.24+ name or the older one (no BC warning)."""
+    cache = getattr(output, "cache", None) if "cache" in output.__dataclass_fields__ else None
+    return cache if cache is not None else output.past_key_values
 
 
 def single_token_id(tokenizer: Any, word: str) -> int:
@@ -143,6 +159,7 @@ class LycheeBackend(Backend):
         self._merge = int(getattr(ip, "merge_size", 2))
         # The fast path needs Qwen-VL's rope helper; other VLMs use the processor path.
         self._fast = scoring == "yesno" and hasattr(getattr(self.model, "model", None), "get_rope_index")
+        self._cache_kwarg = cache_kwarg(self.model)
         self.vision_cache = VisionCache(vision_cache_bytes)
         self._pool = ThreadPoolExecutor(
             max_workers=preprocess_workers or min(4, os.cpu_count() or 1), thread_name_prefix="lychee-preprocess"
@@ -497,7 +514,7 @@ class LycheeBackend(Backend):
                 mm_encoder_outputs=self._encoder_outputs(feats),
                 use_cache=True,
             )
-        return _Prefix(length=length, cache=out.past_key_values, n_images=n_query_images)
+        return _Prefix(length=length, cache=output_cache(out), n_images=n_query_images)
 
     def _logits_from_prefix(self, batch: list[_Pair], call: _Call) -> torch.Tensor:
         prefix = call.prefix
@@ -511,9 +528,9 @@ class LycheeBackend(Backend):
             input_ids=full[:, p:],
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=cache,
             mm_encoder_outputs=self._encoder_outputs(self._features(batch, call, start=prefix.n_images)),
             use_cache=True,
+            **{self._cache_kwarg: cache},
             logits_to_keep=1,
         )
         return out.logits[:, -1, :].float()
