@@ -293,8 +293,9 @@ class LycheeBackend(Backend):
         """Several requests in shared forward passes.
 
         Requests with the same query and instruction become one call (and share its prefix);
-        different ones are packed together into full-forward batches. Scores are the same as
-        scoring each request alone (the pair, not its batch-mates, decides its score).
+        different ones are packed together into batches that continue from the tokens every
+        pair shares (system prompt and instruction, run once). Scores are the same as scoring
+        each request alone (the pair, not its batch-mates, decides its score).
         """
         merged: dict[tuple, list[int]] = {}
         for g, (query, _docs, instruction) in enumerate(groups):
@@ -309,7 +310,10 @@ class LycheeBackend(Backend):
             pairs_by_group.append([self.prepare(i, query, d, instruction, truncated) for i, d in enumerate(docs)])
         everything = [p for pairs in pairs_by_group for p in pairs]
         self._start_preprocessing(everything, call)
-        self._run_batches(everything, call, batch_size, 0, progress)
+        if self.prefix_cache and len(everything) > 1:
+            # No image may sit in a prefix shared by different queries (n_query_images=0).
+            call.prefix = self._build_prefix(everything, call, n_query_images=0)
+        self._run_batches(everything, call, batch_size, call.prefix.length if call.prefix else 0, progress)
         self.stats["coalesced_requests"] += len(groups)
         return [[p.result or PairScore(error="not scored") for p in pairs] for pairs in pairs_by_group]
 
@@ -505,7 +509,7 @@ class LycheeBackend(Backend):
         input_ids = torch.tensor([first[:length]], device=device)
         mask = torch.ones_like(input_ids)
         with torch.inference_mode(), self._lock:
-            feats = self._features(pairs[:1], call)[:n_query_images]
+            feats = self._features(pairs[:1], call)[:n_query_images] if n_query_images else []
             positions = self._positions(input_ids, mask, pairs[0].grids[:n_query_images])
             out = self.model.model(
                 input_ids=input_ids,
