@@ -94,7 +94,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs (the machine is shared and noisy)")
     parser.add_argument("--naive-repeats", type=int, default=1, help="best of N runs of the (slow) naive loop; 0: skip it")
     parser.add_argument("--only", default=None, help="run the scenarios whose name contains this")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads; 1 on a shared, oversubscribed machine (OpenMP spinning thrashes)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
     model_dir = args.model or build(tempfile.mkdtemp(prefix="lychee-throughput-"), **(QUICK if args.quick else FULL))
@@ -111,9 +117,12 @@ def main() -> None:
         before, wall = naive.model_seconds, time.perf_counter()
         rows.append(measure(scenario, naive, batched, rr, args.batch_size, args.repeats, args.naive_repeats))
         share = (naive.model_seconds - before) / (time.perf_counter() - wall)
-        print(f"  {scenario.name}: done (naive loop's model share of the scenario's wall time {100 * share:.0f}%)", file=sys.stderr)
+        print(f"  {scenario.name}: done (naive loop's model share of the scenario's wall time {100 * share:.0f}%): {rows[-1]}",
+              file=sys.stderr, flush=True)
     print_table(rows)
-    print(f"\nbest of {args.repeats} runs (naive: {args.naive_repeats}); batch size {args.batch_size}; "
+    import torch
+
+    print(f"\nbest of {args.repeats} runs (naive: {args.naive_repeats}); batch size {args.batch_size}; torch threads {torch.get_num_threads()}; "
           f"load average at the end {os.getloadavg()}; engine stats: {dict(rr.backend.stats)}")
 
 
