@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs (the machine is shared and noisy)")
     parser.add_argument("--naive-repeats", type=int, default=1, help="best of N runs of the (slow) naive loop; 0: skip it")
-    parser.add_argument("--only", default=None, help="run the scenarios whose name contains this")
+    parser.add_argument("--only", default=None, help="run the scenarios whose name contains one of these (comma-separated)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads; 1 on a shared, oversubscribed machine (OpenMP spinning thrashes)")
     args = parser.parse_args()
@@ -107,7 +107,7 @@ def main() -> None:
     print(f"model: {model_dir} (built/located in {time.perf_counter() - t0:.1f}s); load: {os.getloadavg()}", file=sys.stderr)
     scenarios = build_scenarios(**(QUICK_SIZES if args.quick else FULL_SIZES))
     if args.only:
-        scenarios = [s for s in scenarios if args.only in s.name]
+        scenarios = [s for s in scenarios if any(part in s.name for part in args.only.split(","))]
 
     naive = NaiveReference(model_dir)
     batched = PlainBatchedScorer(model_dir, batch_size=args.batch_size)

@@ -39,6 +39,7 @@ from ..parsing import parse_score
 from ..prompt import ScoringMode, build_messages
 from ..results import PairScore
 from .base import Backend, ProgressCallback
+from .patch_embed import use_matmul_patch_embed
 from .vision_cache import DEFAULT_VISION_CACHE_BYTES, VisionCache
 
 logger = logging.getLogger("lychee_rerank")
@@ -160,6 +161,8 @@ class LycheeBackend(Backend):
         # The fast path needs Qwen-VL's rope helper; other VLMs use the processor path.
         self._fast = scoring == "yesno" and hasattr(getattr(self.model, "model", None), "get_rope_index")
         self._cache_kwarg = cache_kwarg(self.model)
+        if self._fast and torch.device(loaded.device).type == "cpu":
+            use_matmul_patch_embed(self.model)
         self.vision_cache = VisionCache(vision_cache_bytes)
         self._pool = ThreadPoolExecutor(
             max_workers=preprocess_workers or min(4, os.cpu_count() or 1), thread_name_prefix="lychee-preprocess"
