@@ -16,6 +16,8 @@ import torch
 
 
 def _matmul_forward(self: Any, hidden_states: torch.Tensor) -> torch.Tensor:
+    if type(self.proj) is not torch.nn.Conv3d:  # wrapped later (a LoRA layer, say): its own forward
+        return type(self).forward(self, hidden_states)
     weight = self.proj.weight
     flat = hidden_states.reshape(-1, weight[0].numel()).to(weight.dtype)
     out = flat @ weight.reshape(weight.shape[0], -1).t()
