@@ -1,32 +1,99 @@
-"""Throughput of the engine vs the naive per-pair loop (issue: shared prefix, vision cache, ...).
+"""Throughput: the engine vs the naive per-pair loop AND vs the plain batched scorer users would write.
 
-Usage: python benchmarks/throughput.py [--quick] [--model DIR]
+Usage: python benchmarks/throughput.py [--quick] [--model DIR] [--repeats N] [--only SUBSTRING]
 
-Both run in this process on the same model and inputs. Without --model, a random-weight
-Qwen2.5-VL is built large enough that the model dominates the naive loop (the share is
-printed). Scenarios: a >= 1,000-token text query x 64 texts; a short query x 50 images; an
-image query x 32 texts; the same 50 images under a second query (vision cache warm).
+All three run in this process, on the same model weights and inputs, in the same run (the
+machine is shared: compare the ratios, not absolute numbers across runs):
+
+* naive: :class:`~lychee_rerank.testing.reference.NaiveReference`, one pair per forward, eager;
+* batched: :class:`~lychee_rerank.testing.reference.PlainBatchedScorer`, 8 pairs per forward
+  through the processor, left padding, no caches (FlagEmbedding-style);
+* engine: :class:`~lychee_rerank.LycheeReranker` (concurrent requests: ``rerank_many``, as the
+  server's coalescer calls it).
+
+Every time is the best of ``--repeats`` runs; max|d| is the largest score difference against the
+naive reference. Without --model, a random-weight Qwen2.5-VL is built, large enough that the
+model dominates the naive loop (its share is printed). The scenarios are in ``_scenarios.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import noise_photo, print_table, timed  # noqa: E402
+from _common import print_table, timed  # noqa: E402
+from _scenarios import Scenario, build_scenarios  # noqa: E402
 
 from lychee_rerank import LycheeReranker  # noqa: E402
-from lychee_rerank.testing.reference import NaiveReference  # noqa: E402
+from lychee_rerank.testing.reference import NaiveReference, PlainBatchedScorer  # noqa: E402
 from lychee_rerank.testing.tiny_model import build  # noqa: E402
 
 FULL = dict(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=2, vision_hidden_size=128, vision_depth=4, vision_heads=4)
 QUICK = dict(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, vision_hidden_size=64, vision_depth=2, vision_heads=2)
+FULL_SIZES = dict(n_long=48, n_photos=50, n_iq=32, n_mixed=24, n_requests=16, docs_per_request=4, long_words=500, photo_side=640)
+QUICK_SIZES = dict(n_long=12, n_photos=10, n_iq=8, n_mixed=9, n_requests=6, docs_per_request=3, long_words=300, photo_side=256)
+
+
+def run_engine(rr: LycheeReranker, scenario: Scenario, batch_size: int) -> list[float]:
+    """Scores in the reference's pair order (one call, or ``rerank_many`` for several requests)."""
+    calls = [{"query": r.engine_query(), "documents": r.engine_docs(), "batch_size": batch_size} for r in scenario.requests]
+    if len(calls) == 1:
+        results = [rr.rerank(**calls[0])]
+    else:
+        results = rr.rerank_many([{k: v for k, v in c.items() if k != "batch_size"} for c in calls], batch_size=batch_size)
+    scores = []
+    for res in results:
+        if isinstance(res, Exception):
+            raise res
+        by_index = {r.index: r for r in res}
+        for i in range(len(by_index)):
+            if by_index[i].error:
+                raise RuntimeError(f"engine error: {by_index[i].error}")
+            scores.append(by_index[i].score)
+    return scores
+
+
+def measure(scenario: Scenario, naive: NaiveReference, batched: PlainBatchedScorer, rr: LycheeReranker,
+            batch_size: int, repeats: int, naive_repeats: int) -> dict:
+    pairs = [p for r in scenario.requests for p in r.reference_pairs()]
+    if scenario.warm:  # the gallery was ranked once under another query: the vision cache holds it
+        rr.rerank("warm-up query", scenario.requests[0].engine_docs(), batch_size=batch_size)
+
+    def engine():
+        if not scenario.warm:
+            rr.backend.vision_cache.clear()  # each repeat starts cold
+        return run_engine(rr, scenario, batch_size)
+
+    runs = {"batched": lambda: batched.score(pairs), "engine": engine}
+    if naive_repeats:
+        naive.score(**pairs[0])  # first calls are slow (kernel set-up): not timed
+        runs["naive"] = lambda: [naive.score(**p)[0] for p in pairs]
+    # Interleaved (naive, batched, engine, naive, ...): load on a shared machine drifts within a
+    # scenario, and each scorer should see the same drift.
+    best = {name: float("inf") for name in runs}
+    got: dict[str, list[float]] = {}
+    for i in range(max(repeats, naive_repeats)):
+        for name, fn in runs.items():
+            if name == "naive" and i >= naive_repeats or name != "naive" and i >= repeats:
+                continue
+            seconds, got[name] = timed(fn)
+            best[name] = min(best[name], seconds)
+    t_batched, t_engine, got_b, got_e = best["batched"], best["engine"], got["batched"], got["engine"]
+    # exploration runs (--naive-repeats 0): no naive column, differences against the batched scorer
+    t_naive, ref = (best["naive"], got["naive"]) if naive_repeats else (float("nan"), got_b)
+    n = len(pairs)
+    return {
+        "scenario": scenario.name, "pairs": n,
+        "naive p/s": n / t_naive, "batched p/s": n / t_batched, "engine p/s": n / t_engine,
+        "eng/naive": t_naive / t_engine, "eng/batched": t_batched / t_engine,
+        "max|d| batched": max(abs(a - b) for a, b in zip(got_b, ref)),
+        "max|d| engine": max(abs(a - b) for a, b in zip(got_e, ref)),
+    }
 
 
 def main() -> None:
@@ -34,61 +101,39 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small model and few pairs (CI smoke run)")
     parser.add_argument("--model", default=None, help="an existing checkpoint directory")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=2, help="best of N runs (the machine is shared and noisy)")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N runs (the machine is shared and noisy)")
+    parser.add_argument("--naive-repeats", type=int, default=1, help="best of N runs of the (slow) naive loop; 0: skip it")
+    parser.add_argument("--only", default=None, help="run the scenarios whose name contains one of these (comma-separated)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads; 1 on a shared, oversubscribed machine (OpenMP spinning thrashes)")
     args = parser.parse_args()
-    n_long, n_img, n_iq = (12, 10, 8) if args.quick else (64, 50, 32)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
     model_dir = args.model or build(tempfile.mkdtemp(prefix="lychee-throughput-"), **(QUICK if args.quick else FULL))
-    print(f"model: {model_dir} (built/located in {time.perf_counter() - t0:.1f}s)", file=sys.stderr)
-
-    rng = np.random.default_rng(0)
-    words = "cat dog coffee car rocket astronaut window park table red black white sofa sun".split()
-    long_query = " ".join(rng.choice(words, size=1100))
-    texts = [" ".join(rng.choice(words, size=int(rng.integers(8, 40)))) for _ in range(max(n_long, n_iq))]
-    images = [noise_photo(int(rng.integers(160, 480)), int(rng.integers(160, 480)), seed=i) for i in range(n_img)]
-    query_image = noise_photo(320, 240, seed=999)
+    print(f"model: {model_dir} (built/located in {time.perf_counter() - t0:.1f}s); load: {os.getloadavg()}", file=sys.stderr)
+    scenarios = build_scenarios(**(QUICK_SIZES if args.quick else FULL_SIZES))
+    if args.only:
+        scenarios = [s for s in scenarios if any(part in s.name for part in args.only.split(","))]
 
     naive = NaiveReference(model_dir)
+    batched = PlainBatchedScorer(model_dir, batch_size=args.batch_size)
     rr = LycheeReranker.from_pretrained(model_dir, device="cpu", dtype="float32")
-    assert len(rr.backend.tokenizer.encode(long_query)) >= 1000
-
-    # (name, reference query, engine query, documents, vision cache warm?)
-    scenarios = [
-        ("long text query x texts", {"query_text": long_query}, long_query, texts[:n_long], False),
-        ("short query x images", {"query_text": "a black cat on a sofa"}, "a black cat on a sofa", images, False),
-        ("image query x texts", {"query_image": query_image}, query_image, texts[:n_iq], False),
-        ("same images, 2nd query (vision cache)", {"query_text": "a red car in the sun"}, "a red car in the sun", images, True),
-    ]
     rows = []
-    naive_total = naive_model = 0.0
-    for name, ref_query, query, docs, warm in scenarios:
+    for scenario in scenarios:
         before, wall = naive.model_seconds, time.perf_counter()
-        t_naive, ref = timed(lambda: [naive.score(**ref_query, **_doc(d))[0] for d in docs], args.repeats)
-        naive_total += time.perf_counter() - wall
-        naive_model += naive.model_seconds - before
-        if warm:  # the gallery was ranked once under another query: the vision cache holds it
-            rr.rerank("warm-up query", docs, batch_size=args.batch_size)
-
-        def engine():
-            if not warm:
-                rr.backend.vision_cache.clear()  # each repeat starts cold
-            return rr.rerank(query, docs, batch_size=args.batch_size)
-
-        t_engine, results = timed(engine, args.repeats)
-        got = {r.index: r.score for r in results}
-        rows.append({
-            "scenario": name, "pairs": len(docs),
-            "naive pairs/s": len(docs) / t_naive, "engine pairs/s": len(docs) / t_engine,
-            "ratio": t_naive / t_engine, "max|dscore|": max(abs(got[i] - ref[i]) for i in range(len(docs))),
-        })
+        rows.append(measure(scenario, naive, batched, rr, args.batch_size, args.repeats, args.naive_repeats))
+        share = (naive.model_seconds - before) / (time.perf_counter() - wall)
+        print(f"  {scenario.name}: done (naive loop's model share of the scenario's wall time {100 * share:.0f}%): {rows[-1]}",
+              file=sys.stderr, flush=True)
     print_table(rows)
-    print(f"\nbest of {args.repeats} runs each; naive loop: {100 * naive_model / naive_total:.0f}% of its time inside model forward; "
-          f"engine stats: {dict(rr.backend.stats)}")
+    import torch
 
-
-def _doc(d):
-    return {"doc_text": d} if isinstance(d, str) else {"doc_image": d}
+    print(f"\nbest of {args.repeats} runs (naive: {args.naive_repeats}); batch size {args.batch_size}; torch threads {torch.get_num_threads()}; "
+          f"load average at the end {os.getloadavg()}; engine stats: {dict(rr.backend.stats)}")
 
 
 if __name__ == "__main__":

@@ -147,4 +147,5 @@ def test_rerank_many_gives_each_call_exactly_its_own_results(reranker, photos):
         kwargs = {k: v for k, v in call.items() if k not in ("query", "documents")}
         alone = reranker.rerank(call["query"], call["documents"], batch_size=4, **kwargs)
         assert [(r.index, r.error) for r in got] == [(r.index, r.error) for r in alone]
-        assert [r.score for r in got] == pytest.approx([r.score for r in alone], abs=1e-5)
+        tol = 1e-5 * call.get("scale", 1)  # the fidelity contract is 1e-5 on p(yes), before display scaling
+        assert [r.score for r in got] == pytest.approx([r.score for r in alone], abs=tol)

@@ -21,6 +21,7 @@ Where a score is computed: :meth:`LycheeBackend._forward` (``_logits_full`` or
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import os
 import threading
@@ -50,6 +51,7 @@ from .base import Backend, ProgressCallback
 from .families import family_of
 from .loading import LoadedModel, load, quiet_processor_warnings
 from .packing import Pair, expand_image_pads, pack_batches, pack_ids, shared_prefix_length
+from .patch_embed import use_matmul_patch_embed
 from .vision_cache import VisionCache
 
 logger = logging.getLogger("lychee_rerank")
@@ -67,6 +69,21 @@ def unwrap_adapter(model: Any) -> Any:
     if callable(get_base) and type(model).__module__.startswith("peft"):
         return get_base()
     return model
+
+
+def cache_kwarg(model: Any) -> str:
+    """The forward argument that takes a KV cache: ``cache`` from transformers 5.24 on.
+
+    5.24 deprecates ``past_key_values`` (removal announced for 5.40); older 5.x only know it.
+    Asking the signature, not the version number, also covers patched or backported builds.
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def output_cache(output: Any) -> Any:
+    """The KV cache an output carries, under its 5.24+ name or the older one (no BC warning)."""
+    cache = getattr(output, "cache", None) if "cache" in output.__dataclass_fields__ else None
+    return cache if cache is not None else output.past_key_values
 
 
 def single_token_id(tokenizer: Any, word: str) -> int:
@@ -139,6 +156,9 @@ class LycheeBackend(Backend):
         # The fast path needs Qwen-VL's rope helper: the families table says which models have it.
         self.family = family_of(self.model)
         self._fast = scoring == "yesno" and self.family.fast_path
+        self._cache_kwarg = cache_kwarg(self.model)
+        if self._fast and torch.device(loaded.device).type == "cpu":
+            use_matmul_patch_embed(self.model)
         self.vision_cache = VisionCache(vision_cache_bytes)
         self._pool = ThreadPoolExecutor(
             max_workers=preprocess_workers or min(4, os.cpu_count() or 1), thread_name_prefix="lychee-preprocess"
@@ -327,8 +347,9 @@ class LycheeBackend(Backend):
         """Several requests in shared forward passes.
 
         Requests with the same query and instruction become one call (and share its prefix);
-        different ones are packed together into full-forward batches. Scores are the same as
-        scoring each request alone (the pair, not its batch-mates, decides its score).
+        different ones are packed together into batches that continue from the tokens every
+        pair shares (system prompt and instruction, run once). Scores are the same as scoring
+        each request alone (the pair, not its batch-mates, decides its score).
         """
         merged: dict[tuple, list[int]] = {}
         for g, (query, _docs, instruction) in enumerate(groups):
@@ -343,7 +364,10 @@ class LycheeBackend(Backend):
             slots_by_group.append(self._prepare_all(query, docs, instruction, truncated))
         everything = [p for slots in slots_by_group for p in slots if isinstance(p, Pair)]
         self._start_preprocessing(everything, call)
-        self._run_batches(everything, call, batch_size, 0, progress)
+        if self.prefix_cache and len(everything) > 1:
+            # No image may sit in a prefix shared by different queries (n_query_images=0).
+            call.prefix = self._build_prefix(everything, call, n_query_images=0)
+        self._run_batches(everything, call, batch_size, call.prefix.length if call.prefix else 0, progress)
         self.stats["coalesced_requests"] += len(groups)
         return [self._results(slots) for slots in slots_by_group]
 
@@ -510,7 +534,7 @@ class LycheeBackend(Backend):
         input_ids = torch.tensor([first[:length]], device=device)
         mask = torch.ones_like(input_ids)
         with torch.inference_mode(), self._lock:
-            feats = self._features(pairs[:1], call)[:n_query_images]
+            feats = self._features(pairs[:1], call)[:n_query_images] if n_query_images else []
             positions = self._positions(input_ids, mask, pairs[0].grids[:n_query_images])
             out = self.model.model(
                 input_ids=input_ids,
@@ -519,7 +543,7 @@ class LycheeBackend(Backend):
                 mm_encoder_outputs=self._encoder_outputs(feats),
                 use_cache=True,
             )
-        return _Prefix(length=length, cache=out.past_key_values, n_images=n_query_images)
+        return _Prefix(length=length, cache=output_cache(out), n_images=n_query_images)
 
     def _logits_from_prefix(self, batch: list[Pair], call: _Call) -> torch.Tensor:
         prefix = call.prefix
@@ -533,9 +557,9 @@ class LycheeBackend(Backend):
             input_ids=full[:, p:],
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=cache,
             mm_encoder_outputs=self._encoder_outputs(self._features(batch, call, start=prefix.n_images)),
             use_cache=True,
+            **{self._cache_kwarg: cache},
             logits_to_keep=1,
         )
         return out.logits[:, -1, :].float()

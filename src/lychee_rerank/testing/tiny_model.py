@@ -222,13 +222,13 @@ def _spread_yes_no(model: "object", tok: "object", image_pad_id: int) -> None:
     hidden = []
     with torch.no_grad():
         for text in probes:
-            ids = torch.tensor([tok.encode(text, add_special_tokens=False)])
+            ids = torch.tensor([tok.encode(text, add_special_tokens=False)], device=model.device)
             out = model.model(input_ids=ids)
             hidden.append(out.last_hidden_state[0, -1])
         h = torch.stack(hidden)
         mean = h.mean(0)
         w = model.lm_head.weight
-        delta = torch.randn_like(w[yes])
+        delta = torch.randn_like(w[yes], dtype=torch.float32).to(mean.dtype)
         delta -= (delta @ mean) / (mean @ mean) * mean
         spread = ((h - mean) @ delta).std()
         delta *= 2.0 / max(float(spread), 1e-6)
