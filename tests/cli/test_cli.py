@@ -185,7 +185,7 @@ def test_sigterm_to_lychee_ui_leaves_no_process_behind():
     import time
     import urllib.request
 
-    from .ui.browser import free_port, session_members, stop_session
+    from ..ui.browser import free_port, session_members, stop_session
 
     port = free_port()
     proc = subprocess.Popen(
