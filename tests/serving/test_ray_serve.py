@@ -82,7 +82,8 @@ def test_two_replicas_answer_like_the_single_process_server(ray_local, tiny_mode
                     continue
                 assert [r["index"] for r in got["results"]] == [r["index"] for r in want["results"]]
                 for g, w in zip(got["results"], want["results"]):
-                    assert g.pop("relevance_score") == pytest.approx(w.pop("relevance_score"), abs=1e-6)
+                    # Other micro-batch compositions: the FP32 parity tolerance of every parity test.
+                    assert g.pop("relevance_score") == pytest.approx(w.pop("relevance_score"), abs=1e-5)
                 assert got == want
 
             # Concurrent load is spread over both replicas and every answer is still right.

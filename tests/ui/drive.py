@@ -227,9 +227,12 @@ def session_in(page, lang: str, drop, gallery_dir: Path, shots: Path) -> None:
     cards = seen["cards"]
     assert len(cards) == 12  # the default top-k
     check_rank_order_row_by_row(cards)
-    assert cards[0]["name"] == "coffee.jpg"
+    # The coffee photo leads, or in Chinese the coffee-shop receipt whose OCR reads 咖啡 may: which of
+    # the two wins is the lite backend's call, not the UI's (test_parity pins UI scores to the CLI's).
+    assert "coffee.jpg" in [c["name"] for c in cards[:2]]
     assert all(c["evidence"] for c in cards)  # a readable line on every card
-    assert cards[0]["evidence"].startswith(t("ev_tags", lang))
+    coffee = next(c for c in cards if c["name"] == "coffee.jpg")
+    assert coffee["evidence"].startswith(t("ev_tags", lang))
     # The upload preview is collapsed once results exist: the results start above the fold.
     assert page.locator("[data-testid=stExpander] details").first.get_attribute("open") is None
     assert cards[0]["y"] < page.viewport_size["height"]

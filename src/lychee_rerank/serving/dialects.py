@@ -53,7 +53,7 @@ def usage_tokens(results: Sequence[RerankResult], prepared: Prepared) -> int:
 
 def raw_score(result: RerankResult) -> float:
     """The unsquashed score: ``yes - no`` logit for the model backend; for backends without
-    logits (lite), the logit of its 0-1 score, ``log(p / (1 - p))`` - the same quantity, since
+    logits (lite), the logit of its 0-1 score, ``log(p / (1 - p))`` with p clipped to [1e-7, 1 - 1e-7] - the same quantity, since
     the model's p(yes) is ``sigmoid(yes - no)``. 0 for a failed document."""
     if result.error is not None:
         return 0.0
