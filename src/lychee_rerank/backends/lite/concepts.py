@@ -4,7 +4,8 @@ ConSE (Norouzi et al., 2014) reads an image as the probability-weighted mix of i
 text embeddings. Here the "classes" are a concept vocabulary: the 1000 ImageNet classes, the
 coarse bilingual groups of :mod:`.taxonomy` (hypernyms such as "bird 鸟" over 59 bird
 classes, with Chinese names) and a few scene words read from pixel statistics (sky, night,
-greenery...; ImageNet has no class for them). Matching happens between each concept and the
+greenery...; ImageNet has no class for them) and, last, the Chinese names of 766 classes
+(``data/imagenet_classes_zh.json``, from CC-CEDICT). Matching happens between each concept and the
 query in multilingual-e5 space, so a Chinese query reaches English class names too.
 
 Three normalisations make the evidence comparable across queries and images:
