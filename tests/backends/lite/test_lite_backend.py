@@ -58,10 +58,13 @@ def test_scores_are_in_0_1_and_evidence_says_why(lite_reranker, gallery, analyse
 def test_unrelated_images_score_low(lite_reranker, gallery, analyses):
     names = list(gallery)
     scores = {names[r.index]: r.score for r in lite_reranker.rerank("火箭发射", list(gallery.values()))}
-    assert scores["rocket"] > 0.8
+    # The concept curve is a probability fitted on the tuning half of the photo set; with the
+    # Chinese class names in the vocabulary (issue 11b) this match reads ~0.68 (0.8+ before).
+    assert scores["rocket"] > 0.6
     # Chinese queries sit a little closer to every bilingual group label ("饮料" for the coffee
     # photo lands near 0.3); unrelated photos must still stay well below the match.
-    assert max(s for n, s in scores.items() if n in ("cat", "coffee", "camera")) < 0.4
+    unrelated = max(s for n, s in scores.items() if n in ("cat", "coffee", "camera"))
+    assert unrelated < 0.4 and scores["rocket"] - unrelated > 0.25
 
 
 def test_lite_and_model_backends_return_the_same_record_shape(lite_reranker, reranker, gallery, analyses):

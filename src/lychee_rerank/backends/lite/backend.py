@@ -337,7 +337,7 @@ class LiteBackend(Backend):
             q["baselines"] = {kind: cal.median(vectors @ q["vector"]) for kind, vectors in refs.items()}
             space = concept_space()
             q["relevance"] = space.query_relevance(q["vector"])
-            label_sims = space.vectors @ q["vector"]
+            label_sims = space.core_vectors @ q["vector"]
             q["label_stats"] = (float(label_sims.mean()), float(max(label_sims.std(), 1e-6)))
         if query.image is not None:
             analysis, _ = self.analyse(query)
