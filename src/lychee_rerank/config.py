@@ -34,7 +34,6 @@ DEFAULT_VISION_CACHE_BYTES = 512 * MiB
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 DEFAULT_MAX_IMAGE_BYTES = 20 * MiB
 
-BackendName = Literal["auto", "lychee", "lite"]
 ScoringMode = Literal["yesno", "generate"]
 
 
@@ -85,7 +84,6 @@ class RerankerConfig:
 
 
 __all__ = [
-    "BackendName",
     "DEFAULT_MAX_BATCH_TOKENS",
     "DEFAULT_MAX_DOC_TOKENS",
     "DEFAULT_MAX_IMAGE_BYTES",

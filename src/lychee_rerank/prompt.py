@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 from PIL import Image
 
+from .config import ScoringMode
 from .inputs import Content
 
 #: System message of the published lychee-rerank-mm inference scripts.
@@ -30,7 +30,6 @@ GENERATE_SYSTEM_PROMPT = (
 )
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 
-ScoringMode = Literal["yesno", "generate"]
 
 
 @dataclass(frozen=True)

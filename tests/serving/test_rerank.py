@@ -48,7 +48,7 @@ def test_text_documents_match_the_library(main_server, server_reranker):
     assert set(body) == {"id", "model", "results", "usage"}
     usage = body["usage"]
     assert {k: usage[k] for k in ("documents", "scored", "images")} == {"documents": len(TEXTS), "scored": len(TEXTS), "images": 0}
-    assert usage["prompt_tokens"] == usage["total_tokens"] > 0  # exact counts: tests/server/test_dialects.py
+    assert usage["prompt_tokens"] == usage["total_tokens"] > 0  # exact counts: tests/serving/test_dialects.py
     assert len(body["id"]) >= 16
     library = server_reranker.rerank(QUERY, TEXTS, batch_size=8)
     assert [x["index"] for x in body["results"]] == [x.index for x in library]

@@ -44,8 +44,6 @@ class Scoring(str, Enum):
     generate = "generate"
 
 
-
-
 def expand_documents(docs: list[str], as_text: bool) -> list[Any]:
     """DOC arguments → inputs: image files, every image in a directory, or a glob's matches."""
     if as_text:
@@ -352,7 +350,3 @@ def main() -> None:
     except MissingExtra as exc:  # one line, not a traceback: it says what to install
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(1) from None
-
-
-if __name__ == "__main__":
-    main()

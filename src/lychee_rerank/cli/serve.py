@@ -96,7 +96,6 @@ def serve(
     )
 
 
-
 @app.command("serve-ray")
 def serve_ray(
     replicas: int = typer.Option(1, "--replicas", "-r", min=1, help="Replicas (one model each); initial count with autoscaling."),
@@ -123,14 +122,15 @@ def serve_ray(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (or RAY_ADDRESS); default: a local instance."),
 ) -> None:
     """Serve the same HTTP API on Ray Serve with N replicas (one model each)."""
+    from ..extras import require
+
+    require("server", "lychee serve-ray")  # each replica serves the FastAPI app
+    require("scale", "lychee serve-ray")
     settings = settings_from_flags({
         "host": host, "port": port, "backend": backend, "model": model, "adapter": adapter, "api_key": api_key,
         "allow_local_dir": allow_local_dir, "device": device, "dtype": dtype, "batch_size": batch_size,
         "max_documents": max_documents, "request_timeout_s": request_timeout_s, "max_queue": max_queue, "max_wait_ms": max_wait_ms,
     })
-    from ..extras import require
-
-    require("scale", "lychee serve-ray")
     from ..serving.ray_serve import ReplicaOptions, run
 
     options = ReplicaOptions(

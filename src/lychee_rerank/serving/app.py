@@ -12,7 +12,6 @@ as in Python. All model calls run on one thread (:mod:`lychee_rerank.serving.wor
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -56,8 +55,6 @@ from .service import ApiError, Loader, ModelHolder, RerankService, default_loade
 from .settings import ServerSettings
 
 __all__ = ["ApiError", "ModelHolder", "RerankService", "create_app", "default_loader", "error_response"]
-
-logger = logging.getLogger("lychee_rerank.serving.app")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The body could not be read as JSON (e.g. not UTF-8)."},

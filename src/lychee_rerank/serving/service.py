@@ -28,7 +28,7 @@ from .settings import ServerSettings
 from .sources import LimitExceeded, UrlFetcher
 from .worker import Cancelled, ModelWorker, Overloaded, RequestTimeout
 
-logger = logging.getLogger("lychee_rerank.serving.app")
+logger = logging.getLogger(__name__)
 
 Loader = Callable[[ServerSettings], LycheeReranker]
 
@@ -216,9 +216,11 @@ class RerankService:
 
     async def rerank_prepared(
         self, route: str, rr: LycheeReranker, prepared: Prepared, instruction: str, t0: float,
-        top_n: Optional[int] = None, score_threshold: Optional[float] = None,
     ) -> list[RerankResult]:
-        """Score the readable documents (micro-batched with concurrent requests); failures keep their slot."""
+        """Score the readable documents (micro-batched with concurrent requests); failures keep their slot.
+
+        Every document is scored and ranked: routes cut to their ``top_n``/threshold afterwards, so
+        ``usage`` counts every pair the model read."""
         metrics, coalescer = self.metrics, self.coalescer
         valid = [i for i, c in enumerate(prepared.contents) if c is not None]
         metrics.documents.labels(route).inc(len(prepared.contents))
@@ -229,7 +231,7 @@ class RerankService:
         # Micro-batching: concurrent requests arriving within max_wait_ms share forward passes.
         slot = coalescer.add(
             {"query": prepared.query, "documents": [prepared.contents[i] for i in valid], "instruction": instruction,
-             "top_k": top_n, "score_threshold": score_threshold},
+             "top_k": None, "score_threshold": None},
             threading.Event(),
         )
 

@@ -5,16 +5,16 @@ hand from the published format (not with the package's prompt builder), the proc
 single pair, a full forward pass over every position with eager attention, softmax over
 [no, yes]. Nothing shared, nothing cached, nothing batched.
 
-:class:`PlainBatchedScorer` is what a user would write instead of this engine (the way
-FlagEmbedding's decoder-only reranker and most serving glue do it): the same prompts, a batch
-of pairs through the processor with left padding, one forward, yes/no at the last position.
-No caches, no shared prefix. Throughput benchmarks compare the engine with both.
-
 ``score(..., escape_special_tokens=True)`` keeps special-token strings in user text as plain
 text, as the engine does by default, by its own means: the template's control tokens are
 found by rendering the prompt with every user text replaced by as many ``x``; the text between
 them is tokenized with the tokenizer's ``split_special_tokens=True``. For ordinary text this
 gives the processor's ids (the tests check it), so it only matters for texts that hold such strings.
+
+:class:`PlainBatchedScorer` is what a user would write instead of this engine (the way
+FlagEmbedding's decoder-only reranker and most serving glue do it): the same prompts, a batch
+of pairs through the processor with left padding, one forward, yes/no at the last position.
+No caches, no shared prefix. Throughput benchmarks compare the engine with both.
 """
 
 from __future__ import annotations

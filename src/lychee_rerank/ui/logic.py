@@ -204,10 +204,6 @@ class UploadSet:
         return caption or ""
 
 
-def is_image_name(name: str) -> bool:
-    return PurePath(name).suffix.lower() in SUPPORTED_IMAGE_SUFFIXES
-
-
 def classify_uploads(
     files: Sequence[tuple[str, bytes]], decode: Callable[[str, bytes], Upload] = decode_upload
 ) -> UploadSet:
