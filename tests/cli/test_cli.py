@@ -253,7 +253,8 @@ def test_analyze_reads_an_image_path_like_rerank(tiny_model_dir, image_files, re
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["document_read_as"].startswith(f"image {path}")
-    assert data["score"] == pytest.approx(reranker.rerank("a cat", [image_files[0]])[0].score, abs=1e-6)
+    # The shared fixture's vision cache may hold this image's features from another batch: FP32 parity, 1e-5.
+    assert data["score"] == pytest.approx(reranker.rerank("a cat", [image_files[0]])[0].score, abs=1e-5)
     assert "<|vision_start|>" in data["prompt"]
     rerank = run_cli("rerank", "--model", str(tiny_model_dir), "a cat", path, "--format", "json")
     assert json.loads(rerank.stdout)[0]["score"] == pytest.approx(data["score"], abs=1e-6)  # same pair, same score
