@@ -39,7 +39,7 @@ from . import calibration as cal
 from .about import LITE_NOTE
 from .analysis import ImageAnalysis, pack_array, unpack_array
 from .cache import AnalysisCache
-from .concepts import TOP_CLASSES, concept_space, concept_weights, scene_strengths
+from .concepts import TOP_CLASSES, concept_space, concept_weights, scene_strengths, zh_weight_for
 from .colours import colour_histogram, colour_match, colour_words, histogram_intersection
 from .ocr import DEFAULT_DET_SIDE, Reader
 from .text import E5_DIM, Embedder, lexical_scores, tokenize
@@ -449,7 +449,7 @@ class LiteBackend(Backend):
             # ConSE over the concept vocabulary, standardised per query and per image (see
             # :mod:`.concepts`), then mapped to 0-1 by the calibrated curve.
             space = concept_space()
-            weights = concept_weights(dict(a.class_probs), a.scenes)
+            weights = concept_weights(dict(a.class_probs), a.scenes, zh_weight_for(q["text"]))
             z = space.evidence(weights, q["relevance"], space.image_reference(weights))
             channels["tags"] = cal.CONCEPT(z)
             ev["concept_evidence"] = round(z, 4)

@@ -72,7 +72,7 @@ E5_LABEL = Relative(margin=0.03, width=0.016)
 #: relevance (label >= 1) on the evidence, fitted on the TUNING half of the photo set only
 #: (``scripts/fit_lite_calibration.py``, which also draws ``docs/lite-reliability.png`` from the
 #: held-out half). Monotonic increasing: more evidence never gives a lower score.
-CONCEPT = Logistic(centre=4.291, width=0.757)
+CONCEPT = Logistic(centre=4.452, width=0.764)
 #: Gate on how far a text stands out for the query: its cosine to the query, standardised by the
 #: query's cosines to the ~1100 concept names. Related texts stand 4.5-7 spreads out, unrelated
 #: ones below 0; a near-empty query ("x") is about as close to a config file as to anything (~2-3).
