@@ -188,40 +188,72 @@ def _read_path(path: Path, limits: ImageLimits) -> bytes:
     return read_image_file(path, limits.max_bytes)
 
 
-def read_image_file(path: str | Path, max_bytes: int) -> bytes:
-    """The bytes of an image file, refusing anything that is not a regular file.
+class NotRegularFile(OSError):
+    """The path names a device, FIFO or socket: never read."""
 
-    Every interface that reads an image from disk (library, CLI, batch, UI) comes here. A
-    device (``/dev/zero``, also behind a symlink), FIFO or socket is refused after ``fstat`` on
-    the opened descriptor (``O_NONBLOCK``, so opening a FIFO cannot hang), and the read itself
-    is capped at ``max_bytes + 1``: ``st_size`` cannot be trusted (``/proc`` files say 0,
-    a file can grow between ``stat`` and ``read``).
+
+class FileTooLarge(OSError):
+    """The file holds more than the allowed bytes: ``size`` as ``stat`` says, or ``None`` when only
+    the capped read found out (then the true size is unknown, just over the limit)."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__("over the size limit" if size is None else f"{size} bytes")
+        self.size = size
+
+    def describe(self, max_bytes: int) -> str:
+        """``is N bytes, over the limit of M bytes`` (or ``is over ...`` when N is unknown)."""
+        size = "is" if self.size is None else f"is {self.size:,} bytes,"
+        return f"{size} over the limit of {max_bytes:,} bytes (max_image_bytes)"
+
+
+def read_regular_file(path: str | Path, max_bytes: int, *, follow_symlinks: bool = True) -> bytes:
+    """The bytes of a regular file, at most ``max_bytes`` of them: the one place any surface
+    (library, CLI, batch, UI, HTTP) reads an image from disk.
+
+    Opened with ``O_NONBLOCK`` (a FIFO cannot hang us) and checked with ``fstat`` on the opened
+    descriptor (no race with a swapped path): a directory raises ``IsADirectoryError``, a device,
+    FIFO or socket :class:`NotRegularFile`. The read stops at ``max_bytes + 1``, since ``st_size``
+    cannot be trusted (``/proc`` files say 0, a file can grow between ``stat`` and ``read``); too
+    much raises :class:`FileTooLarge`. ``follow_symlinks=False`` adds ``O_NOFOLLOW``. Other
+    failures are the ``OSError``/``ValueError`` (a NUL byte) of ``os.open``.
     """
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise InputError(f"image file not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"expected an image file, got a directory: {path}") from None
-    except (OSError, ValueError) as exc:  # ValueError: an embedded NUL byte in the path
-        raise InputError(f"cannot open image file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise InputError(f"expected an image file, got a directory: {path}")
+            raise IsADirectoryError(21, "Is a directory", str(path))
         if not stat.S_ISREG(info.st_mode):
-            raise InputError(f"refused {path}: not a regular file (device, FIFO or socket)")
+            raise NotRegularFile(f"not a regular file: {path}")
         if info.st_size > max_bytes:
-            raise InputError(f"image file {path} is {info.st_size:,} bytes, over the limit of {max_bytes:,} (max_image_bytes)")
+            raise FileTooLarge(info.st_size)
     except BaseException:
         os.close(fd)
         raise
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise InputError(f"image file {path} is over the limit of {max_bytes:,} bytes (max_image_bytes)")
+        raise FileTooLarge(None)
     return data
+
+
+def read_image_file(path: str | Path, max_bytes: int) -> bytes:
+    """:func:`read_regular_file` with each refusal as an :class:`InputError` that names the path."""
+    path = Path(path)
+    try:
+        return read_regular_file(path, max_bytes)
+    except FileNotFoundError:
+        raise InputError(f"image file not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"expected an image file, got a directory: {path}") from None
+    except NotRegularFile:
+        raise InputError(f"refused {path}: not a regular file (device, FIFO or socket)") from None
+    except FileTooLarge as exc:
+        raise InputError(f"image file {path} {exc.describe(max_bytes)}") from None
+    except (OSError, ValueError) as exc:  # ValueError: an embedded NUL byte in the path
+        raise InputError(f"cannot open image file {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def check_pixels(size: tuple[int, int], limits: ImageLimits, name: str) -> None:

@@ -16,10 +16,8 @@ import base64
 import binascii
 import io
 import ipaddress
-import os
 import re
 import socket
-import stat
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 from PIL import Image
 
-from ..inputs import InputError, decode_data_uri
+from ..inputs import FileTooLarge, InputError, NotRegularFile, decode_data_uri, read_regular_file
 
 Resolver = Callable[[str, int], list[str]]
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
@@ -189,30 +187,21 @@ def read_local(path_text: str, policy: SourcePolicy, *, name: str = "image") -> 
     if not resolved.is_relative_to(root):
         raise SourceError(f"{name}: refused: {path_text} resolves outside the allowed directory")
     try:
-        # O_NOFOLLOW: a symlink swapped in after the check is not followed; O_NONBLOCK: a FIFO cannot hang us.
-        fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        # O_NOFOLLOW: a symlink swapped in after the containment check is not followed.
+        return read_regular_file(resolved, policy.max_image_bytes, follow_symlinks=False)
     except FileNotFoundError:
         raise _NotFound(f"{name}: image file not found under the allowed directory: {path_text}") from None
+    except IsADirectoryError:
+        raise SourceError(f"{name}: {path_text} is a directory; expected an image file") from None
+    except NotRegularFile:
+        raise SourceError(f"{name}: {path_text} is not a regular file; expected an image file") from None
+    except FileTooLarge as exc:
+        raise LimitExceeded(
+            "max_image_bytes", exc.size if exc.size is not None else policy.max_image_bytes + 1, policy.max_image_bytes,
+            f"{name} ({path_text}) {exc.describe(policy.max_image_bytes)}",
+        ) from None
     except (OSError, ValueError) as exc:
         raise SourceError(f"{name}: cannot read {path_text} ({getattr(exc, 'strerror', None) or exc})") from None
-    # The type is checked on the descriptor before it becomes a file object: fdopen() itself
-    # raises on a directory, and a FIFO or device must never be read.
-    try:
-        info = os.fstat(fd)
-    except OSError as exc:
-        os.close(fd)
-        raise SourceError(f"{name}: cannot read {path_text} ({exc.strerror})") from None
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise SourceError(f"{name}: {path_text} is {kind}; expected an image file")
-    with os.fdopen(fd, "rb") as handle:
-        if info.st_size > policy.max_image_bytes:
-            raise LimitExceeded(
-                "max_image_bytes", info.st_size, policy.max_image_bytes,
-                f"{name} ({path_text}) is {info.st_size:,} bytes, over the limit of {policy.max_image_bytes:,} (max_image_bytes)",
-            )
-        return handle.read(policy.max_image_bytes + 1)
 
 
 # --------------------------------------------------------------------------- URLs
