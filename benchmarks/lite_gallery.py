@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from lychee_rerank import LycheeReranker
-    from lychee_rerank.backends.lite import LiteBackend
+    from lychee_rerank import backends
+    from lychee_rerank.config import RerankerConfig
     from lychee_rerank.inputs import to_content
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         assert len(hashes) == len(paths), "photos must have distinct content hashes"
 
         rows: list[tuple[str, float, str]] = []
-        backend = LiteBackend(cache_dir=cache_dir)
+        config = RerankerConfig(backend="lite", lite_cache_dir=str(cache_dir))
+        backend = backends.create(config)
         reranker = LycheeReranker(backend)
         t, cpu = time.perf_counter(), time.process_time()
         results = reranker.rerank("a cup of coffee on a wooden table", paths)
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_cpu = time.process_time() - cpu
         rows.append(("warm, same backend, new query", warm, results[0].source or ""))
 
-        fresh = LycheeReranker(LiteBackend(cache_dir=cache_dir))
+        fresh = LycheeReranker(backends.create(config))
         t = time.perf_counter()
         results = fresh.rerank("rocket launch 火箭发射", paths)
         warm_fresh = time.perf_counter() - t

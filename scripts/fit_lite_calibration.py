@@ -106,7 +106,7 @@ def main() -> int:
     parser.add_argument("--fit-only", action="store_true", help="print the fitted constants, skip the held-out half")
     args = parser.parse_args()
 
-    from lychee_rerank.backends.lite import LiteBackend
+    from lychee_rerank import backends
     from lychee_rerank.jobs.eval import gallery_files, load_queries
     from lychee_rerank.inputs import to_content
 
@@ -114,7 +114,7 @@ def main() -> int:
     names = [p.name for p in files]
     docs = [to_content(p) for p in files]
     rows = load_queries(args.queries)
-    backend = LiteBackend()
+    backend = backends.create("lite")
     store = Path(backend.cache.directory) / "calibration-pairs.npz"
     if args.reuse and store.exists():
         data = np.load(store)

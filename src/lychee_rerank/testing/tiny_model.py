@@ -66,6 +66,18 @@ retrieve images that match the text, find product photos, astronaut rocket camer
 """ * 4
 
 
+def _save_as_qwen(fast: "object", out_dir: Path) -> "object":
+    """Save ``fast`` so the files look like Qwen's: the class name is what AutoTokenizer reads, and
+    the chat template lives only in ``chat_template.json`` (the published 4.x layout)."""
+    fast.save_pretrained(out_dir)
+    cfg_path = out_dir / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "Qwen2Tokenizer"
+    cfg.pop("chat_template", None)
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    return fast
+
+
 def build_tokenizer(out_dir: Path) -> "object":
     """Train a byte-level BPE offline and save it as a Qwen2 fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -93,14 +105,7 @@ def build_tokenizer(out_dir: Path) -> "object":
         ids = fast.encode(word, add_special_tokens=False)
         if len(ids) != 1:  # pragma: no cover - guards a change of corpus
             raise RuntimeError(f"tiny tokenizer must encode {word!r} as one token, got {ids}")
-    fast.save_pretrained(out_dir)
-    # Make the files look like Qwen's: the class name is what AutoTokenizer reads.
-    cfg_path = out_dir / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["tokenizer_class"] = "Qwen2Tokenizer"
-    cfg.pop("chat_template", None)
-    cfg_path.write_text(json.dumps(cfg, indent=2))
-    return fast
+    return _save_as_qwen(fast, out_dir)
 
 
 #: Qwen2.5-VL's added tokens at their real ids (151643 onwards); the last eight are not "special".
@@ -180,13 +185,7 @@ def build_qwen2_tokenizer(out_dir: Path) -> "object":
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
         model_max_length=32768,
     )
-    fast.save_pretrained(out_dir)
-    cfg_path = out_dir / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["tokenizer_class"] = "Qwen2Tokenizer"
-    cfg.pop("chat_template", None)
-    cfg_path.write_text(json.dumps(cfg, indent=2))
-    return fast
+    return _save_as_qwen(fast, out_dir)
 
 
 def _mrope_section(head_dim: int) -> list[int]:
