@@ -180,7 +180,11 @@ def run_single(page, lang: str) -> None:
     page.locator(".st-key-analyse button").click()
     page.get_by_text(t("instruction_used", lang)).wait_for(timeout=120_000)
     page.get_by_text(f"{t('evidence', lang)}:").first.wait_for(timeout=30_000)
-    assert page.locator("[data-testid=stMetric]").first.is_visible()
+    # Streamlit may still be laying out the columns when the caption below them arrives: wait for
+    # the metric instead of sampling it once (a single is_visible() read failed on a loaded CI box).
+    metric = page.locator("[data-testid=stMetric]").first
+    metric.wait_for(state="visible", timeout=30_000)
+    assert t("score", lang) in metric.inner_text()
 
 
 def run_batch(page, lang: str) -> None:
