@@ -143,10 +143,15 @@ def check_hover(page, lang: str, card: dict) -> None:
     first.scroll_into_view_if_needed()
     first.hover()
     hover = first.locator(".lychee-hover")
-    page.wait_for_timeout(400)
+    # The overlay fades in with a CSS transition: poll its opacity rather than sleep a fixed time
+    # (a loaded CI machine can be slower than any fixed sleep).
+    page.wait_for_function(
+        "() => { const e = document.querySelector('.lychee-card .lychee-hover');"
+        " return e && parseFloat(getComputedStyle(e).opacity) > 0.9; }",
+        timeout=15_000,
+    )
     expected = f"{t('rank', lang)} {card['rank']} | {t('score', lang)} {card['score']:.4f}"
     assert hover.inner_text() == expected and card["title"] == expected
-    assert float(hover.evaluate("e => getComputedStyle(e).opacity")) > 0.9
 
 
 def check_viewer(page, lang: str, card: dict, original: Path, shots: Path | None = None) -> None:
