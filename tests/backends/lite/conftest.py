@@ -43,6 +43,20 @@ def lite_backend(lite_cache_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def embedder(lite_backend):
+    """The session backend's e5 embedder (memoised: texts embedded by one test are free in the next)."""
+    return lite_backend.embedder
+
+
+@pytest.fixture(scope="session")
+def space():
+    """The shipped concept vocabulary and its vectors."""
+    from lychee_rerank.backends.lite.concepts import concept_space
+
+    return concept_space()
+
+
+@pytest.fixture(scope="session")
 def lite_reranker(lite_backend):
     from lychee_rerank import LycheeReranker
 

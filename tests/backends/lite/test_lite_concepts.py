@@ -10,17 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lychee_rerank.backends.lite import calibration as cal
-from lychee_rerank.backends.lite.concepts import SCENES, concept_space, concept_weights, scene_strengths
-
-
-@pytest.fixture(scope="module")
-def space():
-    return concept_space()
-
-
-@pytest.fixture(scope="module")
-def embedder(lite_backend):
-    return lite_backend.embedder
+from lychee_rerank.backends.lite.concepts import SCENES, concept_weights, scene_strengths
 
 
 def test_shipped_concept_vectors_are_what_the_model_gives(space, embedder):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lychee_rerank.backends.lite.text import Embedder, lexical_scores, tokenize
+from lychee_rerank.backends.lite.text import lexical_scores, tokenize
 
 
 def test_tokenize_mixed_chinese_and_english():
@@ -27,11 +27,6 @@ def test_lexical_scores_are_scaled_and_reward_exact_terms():
     assert np.all((scores >= 0) & (scores <= 1))
     assert lexical_scores("", docs).tolist() == [0.0] * 4
     assert lexical_scores("nothing matches", docs).tolist() == [0.0] * 4
-
-
-@pytest.fixture(scope="module")
-def embedder(lite_backend) -> Embedder:
-    return lite_backend.embedder
 
 
 def test_embeddings_are_normalised_and_memoised(embedder):

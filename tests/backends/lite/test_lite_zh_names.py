@@ -11,11 +11,9 @@ import pytest
 
 from lychee_rerank.backends.lite import concepts
 from lychee_rerank.backends.lite.concepts import (
-    PROB_POWER,
     SCENES,
     ZH_WEIGHT,
     concept_labels,
-    concept_space,
     concept_weights,
     imagenet_names_zh,
 )
@@ -23,16 +21,6 @@ from lychee_rerank.backends.lite.taxonomy import GROUPS
 
 #: Classes with no hand-made group whose Chinese name is a word people type.
 CLASSES = {"pelican": 144, "otter": 360, "mantis": 315, "syringe": 845, "African chameleon": 47, "balloon": 417}
-
-
-@pytest.fixture(scope="module")
-def space():
-    return concept_space()
-
-
-@pytest.fixture(scope="module")
-def embedder(lite_backend):
-    return lite_backend.embedder
 
 
 def test_names_are_chinese_words_after_the_core_vocabulary(space):
