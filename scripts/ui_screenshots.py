@@ -23,7 +23,6 @@ from tests.ui import drive  # noqa: E402
 from tests.ui.browser import browser_page, running_ui  # noqa: E402
 
 from lychee_rerank.demo.gallery import build_gallery  # noqa: E402
-from lychee_rerank.ui.i18n import t  # noqa: E402
 
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs"
 NAMES = [f"ui-{mode}-{lang}.png" for lang in ("en", "zh") for mode in ("gallery", "single", "batch")] + ["ui-viewer-en.png"]
@@ -47,11 +46,7 @@ def main() -> None:
         env = {"LYCHEE_CACHE_DIR": str(work / "cache")}
         with running_ui("--backend", "lite", "--lang", "en", env=env, log=work / "ui.log") as url, browser_page(1400, 1000) as page:
             page.goto(url)
-            page.get_by_role("button", name=t("rerank", "en")).wait_for(timeout=180_000)
-            drive.session_in(page, "en", drop, gallery, shots)
-            page.locator(drive.SIDEBAR).get_by_text("中文", exact=True).click()
-            page.get_by_role("button", name=t("rerank", "zh")).wait_for(timeout=60_000)
-            drive.session_in(page, "zh", drop, gallery, shots)
+            drive.both_languages(page, drop, gallery, shots)
         for name in NAMES:
             shrink(shots / name, OUT / name)
             print(OUT / name, (OUT / name).stat().st_size)

@@ -216,6 +216,15 @@ def user_drop(gallery_dir: Path, extra: Path) -> tuple[list[Path], dict[str, str
     return files, {"broken.png": "not a supported image", "notes.txt": "no image named notes.* was uploaded"}
 
 
+def both_languages(page, drop, gallery_dir: Path, shots: Path | None) -> None:
+    """A user's session in English, then the same in Chinese after switching the UI language."""
+    page.get_by_role("button", name=t("rerank", "en")).wait_for(timeout=180_000)
+    session_in(page, "en", drop, gallery_dir, shots)
+    page.locator(SIDEBAR).get_by_text("中文", exact=True).click()
+    page.get_by_role("button", name=t("rerank", "zh")).wait_for(timeout=60_000)
+    session_in(page, "zh", drop, gallery_dir, shots)
+
+
 def session_in(page, lang: str, drop, gallery_dir: Path, shots: Path) -> None:
     files, refused = drop
     # Gallery mode: its sidebar has the query, query image, ranking settings and the Rerank button.

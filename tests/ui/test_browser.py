@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from lychee_rerank.ui.i18n import t
-
 from . import drive
 from .browser import browser_page, chromium_path, running_ui
 
@@ -35,11 +33,7 @@ def test_every_mode_in_a_real_browser_in_english_and_chinese(drop, gallery_dir, 
     env = {"LYCHEE_CACHE_DIR": str(tmp_path / "lite-cache")}  # cold: every image is analysed once
     with running_ui("--backend", "lite", "--lang", "en", env=env, log=log) as url, browser_page(1400, 1000) as page:
         page.goto(url)
-        page.get_by_role("button", name=t("rerank", "en")).wait_for(timeout=180_000)
-        drive.session_in(page, "en", drop, gallery_dir, ARTIFACTS)
-        page.locator(drive.SIDEBAR).get_by_text("中文", exact=True).click()
-        page.get_by_role("button", name=t("rerank", "zh")).wait_for(timeout=60_000)
-        drive.session_in(page, "zh", drop, gallery_dir, ARTIFACTS)
+        drive.both_languages(page, drop, gallery_dir, ARTIFACTS)
     text = log.read_text(encoding="utf-8")
     assert "lychee ui: http://127.0.0.1" in text
     # Streamlit words its deprecations "Please replace `x` with `y`. `x` will be removed after ...".
