@@ -52,3 +52,13 @@ def test_the_engine_takes_its_image_limits_and_templates_from_the_config(tmp_pat
                        lite_cache_dir=str(tmp_path / "cache"))
     )
     assert rr.image_limits == ImageLimits(1234, 5678) and rr.templates_file == templates
+
+
+def test_from_pretrained_and_load_honour_the_image_limits_they_are_given(tiny_model_dir, tmp_path):
+    """``from_pretrained`` used to build the config from these knobs and then drop the limits."""
+    from lychee_rerank import LycheeReranker
+
+    rr = LycheeReranker.from_pretrained(tiny_model_dir, device="cpu", dtype="float32", image_max_pixels=1234, image_max_bytes=5678)
+    assert rr.image_limits == ImageLimits(1234, 5678)
+    lite = LycheeReranker.load("lite", image_max_pixels=4321, image_max_bytes=8765, lite_cache_dir=str(tmp_path / "c"))
+    assert lite.image_limits == ImageLimits(4321, 8765)

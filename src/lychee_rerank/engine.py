@@ -100,16 +100,12 @@ class LycheeReranker:
         such as ``<|im_end|>`` in the query, documents and instruction as plain text, so no user
         text can write control tokens into the prompt; False tokenizes them as upstream does.
         """
-        fields = set(RerankerConfig.__dataclass_fields__)
-        config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fields and k not in cls.ENGINE_KEYS}
         config = RerankerConfig(
             backend="lychee", model=str(model_name_or_path), device=device, dtype=dtype,
-            attn_implementation=attn_implementation, min_pixels=min_pixels, max_pixels=max_pixels, **config_kwargs,
+            attn_implementation=attn_implementation, min_pixels=min_pixels, max_pixels=max_pixels,
+            **cls._config_fields(kwargs),
         )
-        engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.ENGINE_KEYS}
-        from . import backends
-
-        return cls(backends.create(config, **kwargs), **engine_kwargs)
+        return cls.from_config(config, **kwargs)
 
     @classmethod
     def load(
@@ -128,10 +124,14 @@ class LycheeReranker:
         Keyword arguments name :class:`~lychee_rerank.config.RerankerConfig` fields, the
         constructor's arguments, or go to the chosen backend's factory.
         """
-        fields = set(RerankerConfig.__dataclass_fields__)
-        config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fields and k not in cls.ENGINE_KEYS}
-        config = RerankerConfig(backend=backend, model=str(model) if model else None, **config_kwargs)
+        config = RerankerConfig(backend=backend, model=str(model) if model else None, **cls._config_fields(kwargs))
         return cls.from_config(config, notice=notice, **kwargs)
+
+    @classmethod
+    def _config_fields(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Pop the :class:`RerankerConfig` fields out of ``kwargs`` (the constructor's own stay)."""
+        fields = set(RerankerConfig.__dataclass_fields__)
+        return {k: kwargs.pop(k) for k in list(kwargs) if k in fields and k not in cls.ENGINE_KEYS}
 
     # ------------------------------------------------------------------ properties
     @property
