@@ -28,6 +28,16 @@ def limit_error(response, limit: str, value: float, maximum: float, status: int 
     return err
 
 
+def document_refused(response, index: int, limit: str, detail: str) -> None:
+    """An oversized document image is that document's error; every other document is scored."""
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    failed = [r for r in results if r.get("error")]
+    assert [r["index"] for r in failed] == [index]
+    assert limit in failed[0]["error"] and detail in failed[0]["error"]
+    assert all(r.get("error") is None and r["relevance_score"] > 0 for r in results if r["index"] != index), results
+
+
 @pytest.fixture
 def limited(start_server, server_reranker):
     settings = ServerSettings(
@@ -71,7 +81,7 @@ def test_max_image_bytes(limited):
     assert len(noisy) > 5_000
     with limited.client() as c:
         r = c.post("/v1/rerank", json={"query": "q", "documents": ["ok", {"image": b64(noisy)}]})
-        limit_error(r, "max_image_bytes", len(noisy), 5_000)
+        document_refused(r, 1, "max_image_bytes", f"{len(noisy):,} bytes")
         r = c.post("/v1/rerank", json={"query": {"image": b64(noisy)}, "documents": ["ok"]})
         limit_error(r, "max_image_bytes", len(noisy), 5_000)
 
@@ -80,7 +90,9 @@ def test_max_image_pixels_is_checked_before_decoding(limited):
     flat = png(Image.new("RGB", (120, 100), (10, 200, 30)))
     assert len(flat) < 5_000
     with limited.client() as c:
-        r = c.post("/v1/rerank", json={"query": "q", "documents": [[{"type": "image_url", "image_url": {"url": b64(flat)}}]]})
+        r = c.post("/v1/rerank", json={"query": "q", "documents": ["ok", [{"type": "image_url", "image_url": {"url": b64(flat)}}]]})
+        document_refused(r, 1, "max_image_pixels", "120x100")
+        r = c.post("/v1/rerank", json={"query": {"image": b64(flat)}, "documents": ["ok"]})
         err = limit_error(r, "max_image_pixels", 12_000, 10_000)
         assert "120x100" in err["message"]
         r = c.post("/v1/analyze", json={"query": "q", "document": {"image": b64(flat)}})

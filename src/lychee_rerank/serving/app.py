@@ -209,6 +209,8 @@ async def analyze(body: AnalyzeRequest, service: Service) -> AnalyzeResponse:
     rr = service.holder.require()
     instruction = service.resolve(rr, body.instruction, body.template)
     prepared = await service.prepare(rr, body.query, [body.document], t0)
+    if 0 in prepared.limits:
+        raise ApiError.from_limit(prepared.limits[0])  # the one document is the request: 413, limit named
     if prepared.failures:
         raise ApiError(422, "invalid_document", prepared.failures[0])
     document = prepared.contents[0]

@@ -40,6 +40,8 @@ class Prepared:
     contents: list[Optional[Content]]
     echoes: list[DocumentEcho]
     failures: dict[int, str] = field(default_factory=dict)
+    limits: dict[int, LimitExceeded] = field(default_factory=dict)
+    """The failures that were an image limit, for a route whose one document is the request."""
     images: int = 0
 
 
@@ -130,9 +132,14 @@ class RequestReader:
                 content = self.content(self.item(doc, name), name)
                 prepared.images += int(content.has_image)
                 prepared.contents.append(content)
-            except (SourceError, InputError) as exc:
+            except (SourceError, InputError, LimitExceeded) as exc:
+                # A document's image over max_image_bytes/max_image_pixels is that document's
+                # error, as in the library: the other documents are still scored. (Text limits
+                # were checked for the whole request above; the query's limits refuse it.)
                 prepared.contents.append(None)
                 prepared.failures[i] = str(exc)
+                if isinstance(exc, LimitExceeded):
+                    prepared.limits[i] = exc
             prepared.echoes.append(echo)
         return prepared
 
