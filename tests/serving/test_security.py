@@ -316,3 +316,19 @@ def test_url_document_end_to_end_scores_like_bytes(start_server, server_reranker
     assert "error" not in scores[0], scores[0]
     assert scores[0]["relevance_score"] == pytest.approx(scores[1]["relevance_score"], abs=1e-6)
     assert handler.hits == [("/cat.png", "images.example.com")]
+
+
+@pytest.mark.parametrize("allow_urls", [False, True])
+def test_malformed_urls_are_their_documents_errors(start_server, server_reranker, allow_urls):
+    """A URL that urlsplit or its port cannot parse used to answer 500 for the whole request."""
+    live = start_server(ServerSettings(allow_urls=allow_urls), server_reranker)
+    bad = ["http://[abc/x.png", "http://example.com:abc/x.png", "https://example.com:99999/x.png"]
+    with live.client() as c:
+        r = c.post("/v1/rerank", json={"query": "q", "documents": ["ok", *({"image": u} for u in bad)]})
+        assert r.status_code == 200, r.text
+        by_index = {x["index"]: x for x in r.json()["results"]}
+        assert by_index[0].get("error") is None
+        for i in range(1, len(bad) + 1):
+            assert "not a valid URL" in by_index[i]["error"], by_index[i]
+        q = c.post("/v1/rerank", json={"query": {"image": bad[0]}, "documents": ["ok"]})
+        assert q.status_code == 422 and "not a valid URL" in q.json()["error"]["message"]

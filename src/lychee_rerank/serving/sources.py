@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpcore
 from PIL import Image
@@ -90,12 +90,23 @@ def check_image_size(data: bytes, policy: SourcePolicy, name: str) -> None:
         )
 
 
+def _split_url(url: str, name: str) -> SplitResult:
+    """``urlsplit`` whose port has been read: a malformed URL (``http://[abc/``, ``http://h:abc/``,
+    a port over 65535) is that input's error, not a ValueError deep in the request."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed or out-of-range port
+    except ValueError as exc:
+        raise SourceError(f"{name}: not a valid URL ({exc}): {url[:100]}") from None
+    return parts
+
+
 def load_image(spec: str, policy: SourcePolicy, fetcher: "UrlFetcher | None" = None, *, name: str = "image") -> bytes:
     """Bytes of the image that ``spec`` names: a data: URI, base64, an allowed URL or an allowed path."""
     spec = spec.strip()
     if not spec:
         raise SourceError(f"{name}: empty image string")
-    scheme = urlsplit(spec).scheme.lower() if "://" in spec[:16] else ""
+    scheme = _split_url(spec, name).scheme.lower() if "://" in spec[:16] else ""
     if spec.startswith("data:"):
         try:
             data = decode_data_uri(spec)
@@ -349,10 +360,10 @@ class UrlFetcher:
     def fetch(self, url: str, *, name: str = "image") -> bytes:
         deadline = time.monotonic() + self.timeout_s
         for _ in range(self.max_redirects + 1):
-            parts = urlsplit(url)
+            parts = _split_url(url, name)
             if parts.scheme.lower() not in _URL_SCHEMES or not parts.hostname:
                 raise SourceError(f"{name}: refused: only http(s) URLs with a host are fetched ({url[:100]})")
-            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)  # checked by _split_url
             try:
                 address = checked_addresses(parts.hostname, port, self.resolver)[0]
             except SourceError as exc:
