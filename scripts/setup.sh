@@ -26,7 +26,10 @@ step() {
   say "[$label] started"
   ( while sleep 20; do say "  ... [$label] $((SECONDS - t0)) s, $VENV now $(du -sm "$VENV" 2>/dev/null | cut -f1) MB"; done ) &
   beat=$!
+  # A SIGTERM/SIGINT to this script must not leave the heartbeat loop running on its own.
+  trap 'kill "$beat" 2>/dev/null; exit 143' TERM INT
   if "$@"; then rc=0; else rc=$?; fi
+  trap - TERM INT
   kill "$beat" 2>/dev/null || true
   wait "$beat" 2>/dev/null || true
   if [ "$rc" = 0 ]; then say "[$label] done in $((SECONDS - t0)) s"; else say "[$label] FAILED after $((SECONDS - t0)) s"; fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,16 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI job cancelled, ``kill``) unwinds the run like Ctrl-C.
+
+    By default SIGTERM ends pytest on the spot: no ``finally`` and no fixture teardown runs, so a
+    Streamlit or uvicorn server a test started (in its own session) would be orphaned. As a
+    KeyboardInterrupt, every context manager that starts a server stops it on the way out.
+    """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
