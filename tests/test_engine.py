@@ -149,3 +149,11 @@ def test_rerank_many_gives_each_call_exactly_its_own_results(reranker, photos):
         assert [(r.index, r.error) for r in got] == [(r.index, r.error) for r in alone]
         tol = 1e-5 * call.get("scale", 1)  # the fidelity contract is 1e-5 on p(yes), before display scaling
         assert [r.score for r in got] == pytest.approx([r.score for r in alone], abs=tol)
+
+
+def test_a_document_of_only_whitespace_or_zero_width_characters_is_empty(reranker):
+    """The same rule as for the query: nothing visible, nothing to rank (it used to be scored)."""
+    results = {r.index: r for r in reranker.rerank("a cat", ["a cat on a mat", " \u200b\n\t", "\ufeff\u200d"])}
+    assert results[0].error is None
+    for i in (1, 2):
+        assert results[i].error and f"document {i} is empty" in results[i].error

@@ -55,7 +55,8 @@ class Content:
 
     @property
     def is_empty(self) -> bool:
-        return not self.has_text and not self.has_image
+        """Nothing to rank: no image and no visible text (whitespace or zero-width characters only)."""
+        return not self.has_image and is_blank(self.text)
 
     @property
     def modality(self) -> str:
@@ -149,7 +150,7 @@ def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: P
 def to_query(obj: InputLike, *, limits: ImageLimits | None = None) -> Content:
     """Like :func:`to_content`, but an empty query is an error: nothing can be ranked against it."""
     query = to_content(obj, limits=limits)
-    if not query.has_image and is_blank(query.text):
+    if query.is_empty:
         raise InputError("query is empty: give text, an image, or both")
     return query
 
@@ -274,10 +275,11 @@ def _image_content(data: bytes, source: str, limits: ImageLimits) -> Content:
 
 def _sidecar_caption(path: Path) -> str | None:
     """A ``photo.txt`` next to ``photo.jpg`` is the photo's caption (common in datasets)."""
-    sidecar = path.with_suffix(".txt")
-    if sidecar.is_file() and sidecar.stat().st_size <= MAX_SIDECAR_BYTES:
-        return sidecar_caption_text(sidecar.read_bytes())
-    return None
+    try:  # the one reader of files: regular files only, at most MAX_SIDECAR_BYTES read
+        data = read_regular_file(path.with_suffix(".txt"), MAX_SIDECAR_BYTES)
+    except (OSError, ValueError):  # NotRegularFile and FileTooLarge are OSErrors
+        return None  # no sidecar, or one that is not a caption: the image stands on its own
+    return sidecar_caption_text(data)
 
 
 #: A sidecar larger than this is not a caption (a log or a book), so it is ignored.

@@ -232,6 +232,15 @@ def test_zero_width_only_query_is_empty(start_server, server_reranker):
     assert _rerank(live, {"query": "\u200bcat", "documents": ["a"]}).status_code == 200
 
 
+def test_zero_width_only_document_is_its_own_error(start_server, server_reranker):
+    """The library's rule over HTTP too: such a document is empty; the others are scored."""
+    live = start_server(ServerSettings(), server_reranker)
+    r = _rerank(live, {"query": "cat", "documents": ["a cat", "\u200b\u200d\ufeff \n"]})
+    assert r.status_code == 200, r.text
+    by_index = {x["index"]: x for x in r.json()["results"]}
+    assert by_index[0].get("error") is None and "document 1 is empty" in by_index[1]["error"]
+
+
 def test_invalid_base64_says_so(start_server, server_reranker, server_images):
     live = start_server(ServerSettings(), server_reranker)
     r = _rerank(live, {"query": "q", "documents": [
