@@ -346,7 +346,7 @@ class LiteBackend(Backend):
             if analysis.ocr_vector is not None:
                 sources.append((analysis.ocr_vector, 1.0))
             if query.caption:
-                sources.append((self.embedder.passages([query.caption])[0], 1.0))
+                sources.append((self.embedder.passages([query.caption[:MAX_EMBED_CHARS]])[0], 1.0))
             refs = self._references()
             q["sources"] = [
                 (vec, weight, {kind: cal.median(refs[kind] @ vec) for kind in ("text_en", "text_zh", "text_mixed")})
