@@ -109,7 +109,7 @@ def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: P
     if isinstance(obj, Path):
         path = base_dir / obj if base_dir is not None and not obj.is_absolute() else obj
         content = _image_content(_read_path(path, limits), str(obj), limits)
-        sidecar = _sidecar_caption(path)
+        sidecar = sidecar_caption(path)
         return replace(content, caption=sidecar) if sidecar else content
     if isinstance(obj, Image.Image):
         check_pixels(obj.size, limits, "image")
@@ -273,10 +273,11 @@ def _image_content(data: bytes, source: str, limits: ImageLimits) -> Content:
     return Content(image=image, source=source, image_hash=pixel_hash(image), caption=caption)
 
 
-def _sidecar_caption(path: Path) -> str | None:
-    """A ``photo.txt`` next to ``photo.jpg`` is the photo's caption (common in datasets)."""
+def sidecar_caption(path: Path, *, follow_symlinks: bool = True) -> str | None:
+    """A ``photo.txt`` next to ``photo.jpg`` is the photo's caption (common in datasets); the
+    server reads it with ``follow_symlinks=False`` so a symlinked sidecar cannot leave its directory."""
     try:  # the one reader of files: regular files only, at most MAX_SIDECAR_BYTES read
-        data = read_regular_file(path.with_suffix(".txt"), MAX_SIDECAR_BYTES)
+        data = read_regular_file(path.with_suffix(".txt"), MAX_SIDECAR_BYTES, follow_symlinks=follow_symlinks)
     except (OSError, ValueError):  # NotRegularFile and FileTooLarge are OSErrors
         return None  # no sidecar, or one that is not a caption: the image stands on its own
     return sidecar_caption_text(data)

@@ -332,3 +332,30 @@ def test_malformed_urls_are_their_documents_errors(start_server, server_reranker
             assert "not a valid URL" in by_index[i]["error"], by_index[i]
         q = c.post("/v1/rerank", json={"query": {"image": bad[0]}, "documents": ["ok"]})
         assert q.status_code == 422 and "not a valid URL" in q.json()["error"]["message"]
+
+
+def test_a_local_file_reads_as_the_library_reads_its_path(tmp_path):
+    """Same Content over HTTP as ``to_content(Path)``: the sidecar caption came only with the library,
+    so the lite backend (which matches captions) scored the same file differently."""
+    from PIL import Image
+
+    from lychee_rerank.inputs import to_content
+    from lychee_rerank.serving.reading import RequestReader
+    from lychee_rerank.serving.schemas import MultimodalItem
+
+    root = tmp_path / "allowed"
+    root.mkdir()
+    Image.new("RGB", (32, 24), (200, 40, 40)).save(root / "red.png")
+    (root / "red.txt").write_text("a red square on a poster", encoding="utf-8")
+    Image.new("RGB", (32, 24), (40, 40, 200)).save(root / "blue.png")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("do not read me", encoding="utf-8")
+    (root / "blue.txt").symlink_to(outside)  # a sidecar that leaves the directory is not followed
+
+    reader = RequestReader(ServerSettings(allow_local_dir=root), fetcher=None)
+    red = reader.content(reader.item(MultimodalItem(image="red.png"), "document 0"), "document 0")
+    library = to_content(root / "red.png")
+    assert red.caption == library.caption == "a red square on a poster"
+    assert red.image_hash == library.image_hash
+    blue = reader.content(reader.item(MultimodalItem(image="blue.png"), "document 1"), "document 1")
+    assert blue.caption is None

@@ -9,7 +9,7 @@ as in Python. The query failing fails the request; a document failing fails only
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Sequence
 
 from .schemas import DocumentEcho, ImagePart, ImageUrl, ImageUrlPart, MultimodalItem, RerankInput, TextPart
@@ -30,6 +30,8 @@ class Item:
 
     text: Optional[str] = None
     image: Optional[bytes] = None
+    caption: Optional[str] = None
+    """A local file's sidecar caption (see :func:`.sources.read_local`)."""
 
 
 @dataclass
@@ -95,8 +97,10 @@ class RequestReader:
     def item(self, value: RerankInput | MultimodalItem, name: str) -> Item:
         text, spec = _split(value, name)
         self.check_text(text, name)
-        image = load_image(spec, self.policy, self.fetcher, name=f"{name} image") if spec is not None else None
-        return Item(text=text, image=image)
+        if spec is None:
+            return Item(text=text)
+        loaded = load_image(spec, self.policy, self.fetcher, name=f"{name} image")
+        return Item(text=text, image=loaded.data, caption=loaded.caption)
 
     def content(self, item: Item, name: str) -> Content:
         """The same Content the library builds from ``{"text": ..., "image": <bytes>}``."""
@@ -105,7 +109,9 @@ class RequestReader:
         mapping: dict[str, Any] = {"text": item.text}
         if item.image is not None:
             mapping["image"] = item.image
-        return to_content(mapping, limits=self.limits)
+        content = to_content(mapping, limits=self.limits)
+        # As the library reads a Path: the sidecar, when there is one, is the caption.
+        return replace(content, caption=item.caption) if item.caption else content
 
     def prepare(self, reranker: LycheeReranker, query: Any, documents: Sequence[Any]) -> Prepared:
         """Read the query (its failure fails the request) and each document (its failure is its own)."""

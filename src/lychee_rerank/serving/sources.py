@@ -22,13 +22,13 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpcore
 from PIL import Image
 
-from ..inputs import FileTooLarge, InputError, NotRegularFile, decode_data_uri, read_regular_file
+from ..inputs import FileTooLarge, InputError, NotRegularFile, decode_data_uri, read_regular_file, sidecar_caption
 
 Resolver = Callable[[str, int], list[str]]
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
@@ -101,32 +101,39 @@ def _split_url(url: str, name: str) -> SplitResult:
     return parts
 
 
-def load_image(spec: str, policy: SourcePolicy, fetcher: "UrlFetcher | None" = None, *, name: str = "image") -> bytes:
-    """Bytes of the image that ``spec`` names: a data: URI, base64, an allowed URL or an allowed path."""
+class LoadedImage(NamedTuple):
+    """An image's bytes and, for a local file, its sidecar caption (as the library reads a Path)."""
+
+    data: bytes
+    caption: Optional[str] = None
+
+
+def load_image(spec: str, policy: SourcePolicy, fetcher: "UrlFetcher | None" = None, *, name: str = "image") -> LoadedImage:
+    """The image that ``spec`` names: a data: URI, base64, an allowed URL or an allowed path."""
     spec = spec.strip()
     if not spec:
         raise SourceError(f"{name}: empty image string")
     scheme = _split_url(spec, name).scheme.lower() if "://" in spec[:16] else ""
     if spec.startswith("data:"):
         try:
-            data = decode_data_uri(spec)
+            loaded = LoadedImage(decode_data_uri(spec))
         except InputError as exc:
             raise SourceError(f"{name}: {exc}") from exc
     elif scheme in _URL_SCHEMES:
         if not policy.allow_urls or fetcher is None:
             raise SourceError(f"{name}: refused: image URLs are disabled (start the server with --allow-urls)")
-        data = fetcher.fetch(spec, name=name)
+        loaded = LoadedImage(fetcher.fetch(spec, name=name))
     elif scheme and scheme != "file":
         raise SourceError(f"{name}: refused: unsupported URL scheme {scheme!r} (only http and https)")
     elif scheme == "file" or spec.startswith("file:"):
-        data = read_local(spec.removeprefix("file://").removeprefix("file:"), policy, name=name)
+        loaded = read_local(spec.removeprefix("file://").removeprefix("file:"), policy, name=name)
     else:
-        data = _path_or_base64(spec, policy, name)
-    check_image_size(data, policy, name)
-    return data
+        loaded = _path_or_base64(spec, policy, name)
+    check_image_size(loaded.data, policy, name)
+    return loaded
 
 
-def _path_or_base64(spec: str, policy: SourcePolicy, name: str) -> bytes:
+def _path_or_base64(spec: str, policy: SourcePolicy, name: str) -> LoadedImage:
     """A bare string: base64 of an image, else an existing file under the allowed directory, else an error.
 
     Base64 is tried first when it decodes to something with an image header: a raw JPEG's
@@ -135,7 +142,7 @@ def _path_or_base64(spec: str, policy: SourcePolicy, name: str) -> bytes:
     """
     decoded = _image_base64(spec)
     if decoded is not None:
-        return decoded
+        return LoadedImage(decoded)
     if policy.allow_local_dir is not None and len(spec) <= 4096:
         try:
             return read_local(spec, policy, name=name)
@@ -144,7 +151,7 @@ def _path_or_base64(spec: str, policy: SourcePolicy, name: str) -> bytes:
     detail = "not valid base64"
     if _BASE64.match(spec):
         try:
-            return base64.b64decode("".join(spec.split()), validate=True)
+            return LoadedImage(base64.b64decode("".join(spec.split()), validate=True))
         except (binascii.Error, ValueError) as exc:
             detail = f"not valid base64 ({exc})"
     if policy.allow_local_dir is not None:
@@ -178,8 +185,12 @@ def _image_base64(spec: str) -> Optional[bytes]:
     return data
 
 
-def read_local(path_text: str, policy: SourcePolicy, *, name: str = "image") -> bytes:
-    """Read a file that resolves inside ``policy.allow_local_dir``; ``..`` and symlinks out are refused."""
+def read_local(path_text: str, policy: SourcePolicy, *, name: str = "image") -> LoadedImage:
+    """Read a file that resolves inside ``policy.allow_local_dir``; ``..`` and symlinks out are refused.
+
+    Its same-name ``.txt`` sidecar, if any, is its caption, as when the library reads the path
+    (so the lite backend scores the file the same over HTTP); a symlinked sidecar is not followed.
+    """
     root = policy.allow_local_dir
     if root is None:
         raise SourceError(f"{name}: refused: file paths are disabled (start the server with --allow-local-dir DIR)")
@@ -199,7 +210,7 @@ def read_local(path_text: str, policy: SourcePolicy, *, name: str = "image") -> 
         raise SourceError(f"{name}: refused: {path_text} resolves outside the allowed directory")
     try:
         # O_NOFOLLOW: a symlink swapped in after the containment check is not followed.
-        return read_regular_file(resolved, policy.max_image_bytes, follow_symlinks=False)
+        data = read_regular_file(resolved, policy.max_image_bytes, follow_symlinks=False)
     except FileNotFoundError:
         raise _NotFound(f"{name}: image file not found under the allowed directory: {path_text}") from None
     except IsADirectoryError:
@@ -213,6 +224,7 @@ def read_local(path_text: str, policy: SourcePolicy, *, name: str = "image") -> 
         ) from None
     except (OSError, ValueError) as exc:
         raise SourceError(f"{name}: cannot read {path_text} ({getattr(exc, 'strerror', None) or exc})") from None
+    return LoadedImage(data, sidecar_caption(resolved, follow_symlinks=False))
 
 
 # --------------------------------------------------------------------------- URLs
