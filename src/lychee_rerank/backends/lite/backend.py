@@ -43,8 +43,7 @@ from .concepts import TOP_CLASSES, concept_space, concept_weights, scene_strengt
 from .colours import colour_histogram, colour_match, colour_words, histogram_intersection
 from .ocr import DEFAULT_DET_SIDE, Reader
 from .text import E5_DIM, Embedder, lexical_scores, tokenize
-from .taxonomy import GROUPS
-from .vision import Tagger, group_tags, imagenet_classes, top_tags
+from .vision import Tagger, group_tags, top_tags
 
 logger = logging.getLogger("lychee_rerank")
 
@@ -504,15 +503,11 @@ class LiteBackend(Backend):
 
 def reference_texts() -> dict[str, list[str]]:
     """Unrelated texts each query is compared with, by kind (see :mod:`.calibration`): everyday
-    sentences in English, in Chinese and in both, every 40th ImageNet class name and every
-    second coarse group (about 80 texts, embedded once and cached)."""
-    names = imagenet_classes()
+    sentences in English, in Chinese and in both (24 texts, embedded once and cached)."""
     return {
         "text_en": list(cal.REFERENCE_SENTENCES_EN),
         "text_zh": list(cal.REFERENCE_SENTENCES_ZH),
         "text_mixed": [f"{zh} {en}" for en, zh in zip(cal.REFERENCE_SENTENCES_EN, cal.REFERENCE_SENTENCES_ZH)],
-        "label_en": [names[i] for i in range(0, 1000, 40)],
-        "label_group": [g.label for g in GROUPS[::2]],
     }
 
 

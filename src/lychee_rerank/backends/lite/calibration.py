@@ -63,10 +63,6 @@ class Relative:
 #: bilingual set of 24 query/passage pairs: related median +0.082 (p10 +0.041), unrelated
 #: median +0.005 (p90 +0.029); ranking AUC 0.97 (0.88 for raw cosines).
 E5_TEXT = Relative(margin=0.035, width=0.015)
-#: Query vs short label (ImageNet class, or bilingual group), relative to the median over
-#: reference labels of the same kind: related median +0.066 (p10 +0.006), unrelated median
-#: 0.000 (p90 +0.018).
-E5_LABEL = Relative(margin=0.03, width=0.016)
 #: Concept (ConSE) evidence of an image for a text query, a standardised score (see
 #: :mod:`.concepts`), to the probability that the image is relevant. A logistic regression of
 #: relevance (label >= 1) on the evidence, fitted on the TUNING half of the photo set only
