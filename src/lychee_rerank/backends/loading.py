@@ -159,12 +159,10 @@ def set_pixel_budget(processor: Any, min_pixels: int | None, max_pixels: int | N
 
 def attach_adapter(model: Any, adapter: str | Path, merge: bool = False) -> Any:
     """Seam for LoRA adapters (peft); the fine-tuning toolkit writes what this reads."""
-    try:
-        from peft import PeftModel
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        from ..extras import MissingExtra
+    from ..extras import require
 
-        raise MissingExtra('loading a LoRA adapter needs the [train] extra (missing: peft): pip install "lychee-rerank[train]"') from exc
+    require("train", "loading a LoRA adapter")
+    from peft import PeftModel
     if not Path(adapter).exists() and os.environ.get("HF_HUB_OFFLINE"):
         raise OSError(f"adapter {adapter!r} not found locally and HF_HUB_OFFLINE is set")
     with warnings.catch_warnings():  # peft probes a property transformers 5 deprecates
