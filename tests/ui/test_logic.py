@@ -134,3 +134,11 @@ def test_every_refusal_and_input_error_has_a_chinese_text():
     assert translate_error("something new", "zh") == "错误详情（英文）：something new"
     assert translate_error("empty image data", "en") == "empty image data"
     assert len(ERROR_TRANSLATIONS) >= 10
+
+
+def test_the_image_uploaders_accept_every_format_the_library_reads():
+    """The query and single-pair uploaders had their own list, without TIFF."""
+    from lychee_rerank.inputs import SUPPORTED_IMAGE_SUFFIXES
+    from lychee_rerank.ui.logic import IMAGE_TYPES
+
+    assert {f".{kind}" for kind in IMAGE_TYPES} == set(SUPPORTED_IMAGE_SUFFIXES) and "tiff" in IMAGE_TYPES

@@ -21,6 +21,7 @@ from lychee_rerank.ui.i18n import default_language, t, translate_error
 from lychee_rerank.ui.logic import (
     CARD_CSS,
     CARDS_PER_ROW,
+    IMAGE_TYPES,
     UploadSet,
     card_html,
     classify_uploads,
@@ -32,7 +33,6 @@ from lychee_rerank.ui.logic import (
     winner_emphasis,
 )
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 MODES = ("gallery", "single", "batch")
 CUSTOM = "__custom__"
 #: Sidebar widgets that only some modes show. Streamlit forgets a widget's value when a run

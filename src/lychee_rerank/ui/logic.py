@@ -24,6 +24,9 @@ from ..inputs import (
 from ..results import RerankResult
 from .i18n import t
 
+#: What the image uploaders accept: the library's own list (TIFF included), not a second one.
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_IMAGE_SUFFIXES]
+
 THUMB_SIZE = (360, 360)
 #: Result cards per row; ranks read left to right, then the next row.
 CARDS_PER_ROW = 4
