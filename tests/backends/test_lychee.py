@@ -154,6 +154,31 @@ def test_cuda_oom_halves_the_batch_and_loses_nothing(reranker, monkeypatch):
         assert r.error is None and r.score == pytest.approx(clean[r.index], abs=1e-5)
 
 
+def test_a_failure_while_building_the_shared_prefix_loses_nothing(reranker, monkeypatch):
+    """The shared prefix serves every pair; CUDA OOM while building it (simulated: the one allowed
+    mock) used to fail the whole call. Now the pairs are scored in full, with the same scores."""
+    docs = [f"a photo of cat number {i} on a sofa" for i in range(6)]
+    backend: LycheeBackend = reranker.backend
+    before = backend.stats["prefix_batches"]
+    clean = {r.index: r.score for r in reranker.rerank("a cat on a sofa", docs, batch_size=3)}
+    assert backend.stats["prefix_batches"] > before  # the path this test breaks is taken
+    original, calls = backend._positions, []
+
+    def oom_on_the_prefix(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # the prefix is built before any batch
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "_positions", oom_on_the_prefix)
+    fallbacks = backend.stats["prefix_fallbacks"]
+    results = reranker.rerank("a cat on a sofa", docs, batch_size=3)
+    assert backend.stats["prefix_fallbacks"] == fallbacks + 1
+    assert sorted(r.index for r in results) == list(range(6))
+    for r in results:
+        assert r.error is None and r.score == pytest.approx(clean[r.index], abs=1e-5)
+
+
 def test_progress_reports_every_document(reranker):
     calls = []
     reranker.rerank("q", [f"d{i}" for i in range(7)], batch_size=3, progress=lambda d, t: calls.append((d, t)))

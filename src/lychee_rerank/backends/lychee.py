@@ -533,16 +533,23 @@ class LycheeBackend(Backend):
         device = self.loaded.device
         input_ids = torch.tensor([first[:length]], device=device)
         mask = torch.ones_like(input_ids)
-        with torch.inference_mode(), self._lock:
-            feats = self._features(pairs[:1], call)[:n_query_images] if n_query_images else []
-            positions = self._positions(input_ids, mask, pairs[0].grids[:n_query_images])
-            out = self.model.model(
-                input_ids=input_ids,
-                attention_mask=mask,
-                position_ids=positions,
-                mm_encoder_outputs=self._encoder_outputs(feats),
-                use_cache=True,
-            )
+        try:
+            with torch.inference_mode(), self._lock:
+                feats = self._features(pairs[:1], call)[:n_query_images] if n_query_images else []
+                positions = self._positions(input_ids, mask, pairs[0].grids[:n_query_images])
+                out = self.model.model(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    mm_encoder_outputs=self._encoder_outputs(feats),
+                    use_cache=True,
+                )
+        except Exception as exc:  # noqa: BLE001 - CUDA OOM included; a bad first image too
+            # The prefix is an optimisation shared by every pair: its failure must not fail them.
+            # Each pair is then scored in full, where a bad one fails alone.
+            self.stats["prefix_fallbacks"] += 1
+            logger.warning("shared prefix not built (%s: %s); scoring the pairs without it", type(exc).__name__, exc)
+            return None
         return _Prefix(length=length, cache=output_cache(out), n_images=n_query_images)
 
     def _logits_from_prefix(self, batch: list[Pair], call: _Call) -> torch.Tensor:
