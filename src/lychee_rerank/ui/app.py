@@ -200,15 +200,12 @@ def gallery_tab(rr: LycheeReranker, lang: str, opts: dict) -> None:
             st.warning(t("need_images", lang))
         else:
             bar = st.progress(0.0, text=t("analysing", lang, done=0, total=len(good)))
-            # batch_size 1 lets the lite backend report every image; for the model it only
-            # sets how many pairs share a forward pass, never a score.
-            batch_size = 1 if rr.info.get("backend") == "lite" else 8
             try:
                 results = rr.rerank(
                     query_input(opts["query"], opts["query_image"]),
                     [document_for(u, c) for u, c in zip(good, captions)],
                     instruction=opts["instruction"], template=opts["template"], top_k=opts["top_k"],
-                    score_threshold=opts["threshold"] or None, batch_size=batch_size,
+                    score_threshold=opts["threshold"] or None, batch_size=8,
                     progress=lambda d, n: bar.progress(d / n, text=t("analysing", lang, done=d, total=n)),
                 )
             except (InputError, ValueError) as exc:

@@ -146,6 +146,14 @@ def test_instruction_is_ignored_and_progress_is_reported(lite_backend, gallery, 
     assert calls[-1] == (5, 5) and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
+def test_progress_follows_every_image_whatever_the_batch_size(lite_backend, gallery, analyses):
+    """The UI shows each image's analysis; it used to force batch_size=1 (one busy worker) for it."""
+    docs = [to_content(img) for img in list(gallery.values())[:5]] + [Content(text="a plain text document")]
+    calls = []
+    lite_backend.score_pairs(Content(text="coffee"), docs, batch_size=8, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
+
+
 def test_concurrent_calls_agree_with_sequential_ones(lite_reranker, gallery, analyses):
     queries = ["猫", "coffee", "禁止停车", "rocket"]
     docs = list(gallery.values())

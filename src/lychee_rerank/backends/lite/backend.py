@@ -180,19 +180,20 @@ class LiteBackend(Backend):
                 doc.error = f"image analysis failed: {exc}"
 
         # Work goes in batches of ``step`` documents (their images analysed, their texts
-        # embedded), with ``progress`` after each: a caller whose request gave up stops the
-        # call there (the callback raises). Scoring below then reads the memoised embeddings.
+        # embedded). ``progress`` follows every analysed image (image analysis is the slow part,
+        # so a UI can show each one whatever the batch size) and each batch's end; a caller
+        # whose request gave up stops the call there (the callback raises). Scoring below then
+        # reads the memoised embeddings. Progress is reported from this thread only.
         pool = None
         if self.workers > 1 and total > 1:
             pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lite-analyse")
         try:
             for start in range(0, total, step):
                 batch = range(start, min(start + step, total))
-                if pool is not None:
-                    list(pool.map(analyse_one, batch))
-                else:
-                    for i in batch:
-                        analyse_one(i)
+                analysed = pool.map(analyse_one, batch) if pool is not None else map(analyse_one, batch)
+                for i, _ in zip(batch, analysed):  # in order, as each one finishes
+                    if progress is not None and i + 1 < batch.stop and docs[i].content.image is not None:
+                        progress(i + 1, total)
                 try:
                     self._embed_fields([docs[i] for i in batch])
                 except Exception:  # noqa: BLE001 - scoring below finds and isolates the bad document
