@@ -6,8 +6,8 @@
 1. Scores every (query, photo) pair of ``examples/eval/photos_eval.jsonl`` with the lite backend
    and reads each pair's concept evidence (``evidence["concept_evidence"]``, see
    ``lychee_rerank.backends.lite.concepts``).
-2. Fits ``p(relevant) = 1 / (1 + exp(-(z - centre) / width))`` by logistic regression (Newton's
-   method; label >= 1 counts as relevant) on the tuning half only, and prints the constants to
+2. Fits ``p(relevant) = 1 / (1 + exp(-(z - centre) / width))`` by maximum likelihood (a grid
+   search, see ``fit_logistic``; label >= 1 counts as relevant) on the tuning half only, and prints the constants to
    put in ``calibration.CONCEPT``.
 3. Draws the reliability diagram (mean predicted score vs observed share of relevant pairs, per
    score bin) of the backend's actual scores on the held-out half.
@@ -107,7 +107,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from lychee_rerank import backends
-    from lychee_rerank.jobs.eval import gallery_files, load_queries
+    from lychee_rerank.jobs.eval import gallery_files, load_queries, separation
     from lychee_rerank.inputs import to_content
 
     files = gallery_files(args.photos)
@@ -129,14 +129,12 @@ def main() -> int:
     if args.fit_only:
         return 0
     _, y_h, s_h = score_split(backend, [r for r in rows if r.get("split") == "heldout"], docs, names)
-    pos, neg = s_h[y_h > 0], s_h[y_h == 0]
-    auc = float(np.mean([(p > neg).mean() + 0.5 * (p == neg).mean() for p in pos]))
+    scores = separation(s_h[y_h > 0], s_h[y_h == 0])  # the figures `lychee eval` prints
     bins = reliability(
-        s_h, y_h, args.plot, f"lite backend, held-out half: {len(y_h)} pairs, AUC {auc:.3f}"
+        s_h, y_h, args.plot, f"lite backend, held-out half: {len(y_h)} pairs, AUC {scores['auc']:.3f}"
     )
     print(json.dumps({
-        "heldout_pairs": len(y_h), "auc": round(auc, 4),
-        "median_relevant": round(float(np.median(pos)), 4), "median_irrelevant": round(float(np.median(neg)), 4),
+        "heldout_pairs": len(y_h), **scores,
         "bins": [{"mean_predicted": round(a, 3), "observed": round(b, 3), "pairs": n} for a, b, n in bins],
     }, indent=1))
     print(f"wrote {args.plot}")

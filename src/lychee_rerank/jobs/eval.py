@@ -115,6 +115,24 @@ class QueryResult:
     seconds: float
 
 
+def separation(relevant: Sequence[float], irrelevant: Sequence[float]) -> dict[str, float]:
+    """AUC of relevant vs irrelevant scores (Mann-Whitney: pairs ordered right, ties count half)
+    and each group's median; empty when either group is."""
+    if not len(relevant) or not len(irrelevant):
+        return {}
+    import numpy as np
+
+    p, n = np.asarray(relevant, dtype=float), np.sort(np.asarray(irrelevant, dtype=float))
+    below = np.searchsorted(n, p, side="left")
+    ties = np.searchsorted(n, p, side="right") - below
+    auc = float((below + 0.5 * ties).sum() / (len(p) * len(n)))
+    return {
+        "auc": round(auc, 4),
+        "median_relevant": round(float(np.median(p)), 4),
+        "median_irrelevant": round(float(np.median(n)), 4),
+    }
+
+
 @dataclass
 class EvalReport:
     queries: list[QueryResult] = field(default_factory=list)
@@ -129,21 +147,7 @@ class EvalReport:
         pair scores pooled over all queries, and each group's median score."""
         pos = [s for q in self.queries for s, g in zip(q.scores, q.labels) if g > 0]
         neg = [s for q in self.queries for s, g in zip(q.scores, q.labels) if g <= 0]
-        if not pos or not neg:
-            return {}
-        import numpy as np
-
-        p, n = np.asarray(pos), np.asarray(neg)
-        # Mann-Whitney: share of (relevant, irrelevant) pairs ordered right, ties count half.
-        n_sorted = np.sort(n)
-        below = np.searchsorted(n_sorted, p, side="left")
-        ties = np.searchsorted(n_sorted, p, side="right") - below
-        auc = float((below + 0.5 * ties).sum() / (len(p) * len(n)))
-        return {
-            "auc": round(auc, 4),
-            "median_relevant": round(float(np.median(p)), 4),
-            "median_irrelevant": round(float(np.median(n)), 4),
-        }
+        return separation(pos, neg)
 
     def summary(self) -> dict[str, Any]:
         langs = sorted({q.lang for q in self.queries})
