@@ -30,6 +30,7 @@ from lychee_rerank.ui.logic import (
     document_for,
     evidence_line,
     evidence_of,
+    image_data_uri,
     winner_emphasis,
 )
 
@@ -229,9 +230,11 @@ def show_viewer(result, upload, lang: str) -> None:
 
     def body() -> None:
         w, h = upload.content.image.size
+        # Encoded here, for the one image opened: every upload held a full-size copy before.
+        full = image_data_uri(upload.content.image, max_size=None)
         st.html(
             f'<div class="lychee-viewer" style="max-height:70vh;overflow:auto;text-align:center">'
-            f'<img class="lychee-full" src="{upload.full_uri}" alt="{upload.name}" data-width="{w}" data-height="{h}" '
+            f'<img class="lychee-full" src="{full}" alt="{upload.name}" data-width="{w}" data-height="{h}" '
             f'style="max-width:100%"></div>'
         )
         st.markdown(f"**{t('rank', lang)} {result.rank}** · {t('score', lang)} **{result.score:.4f}** · `{upload.name}`")

@@ -44,8 +44,6 @@ class Upload:
     content: Content | None
     error: str | None
     thumbnail_uri: str | None
-    full_uri: str | None = None
-    """Full-size image, encoded once at upload rather than on every rerun."""
 
 
 def digest(data: bytes) -> str:
@@ -70,7 +68,7 @@ def decode_upload(name: str, data: bytes, limits: ImageLimits | None = None) -> 
         message = str(exc).replace("<bytes>: ", "").replace("<bytes>", "file")
         return Upload(name, key, None, message, None)
     content = Content(image=content.image, source=name, image_hash=content.image_hash, caption=content.caption)
-    return Upload(name, key, content, None, image_data_uri(content.image), image_data_uri(content.image, max_size=None))
+    return Upload(name, key, content, None, image_data_uri(content.image))
 
 
 def winner_emphasis(results: Sequence[RerankResult]) -> float:
