@@ -7,8 +7,10 @@
    and reads each pair's concept evidence (``evidence["concept_evidence"]``, see
    ``lychee_rerank.backends.lite.concepts``).
 2. Fits ``p(relevant) = 1 / (1 + exp(-(z - centre) / width))`` by maximum likelihood (a grid
-   search, see ``fit_logistic``; label >= 1 counts as relevant) on the tuning half only, and prints the constants to
-   put in ``calibration.CONCEPT``.
+   search, see ``fit_logistic``; label >= 1 counts as relevant) on the tuning half only, once for
+   the queries matched on their own and once for those matched with an English gloss
+   (``evidence["query_gloss"]``), and prints the constants to put in ``calibration.CONCEPT`` and
+   ``calibration.CONCEPT_GLOSSED``.
 3. Draws the reliability diagram (mean predicted score vs observed share of relevant pairs, per
    score bin) of the backend's actual scores on the held-out half.
 """
@@ -56,16 +58,18 @@ def fit_logistic(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def score_split(backend, rows, docs, names):  # type: ignore[no-untyped-def]
+    """Per pair: concept evidence, relevance label, score, and whether the query was glossed."""
     from lychee_rerank.inputs import to_content
 
-    z, y, s = [], [], []
+    z, y, s, g = [], [], [], []
     for row in rows:
         results = backend.score_pairs(to_content(row["query"]), docs)
         for name, r in zip(names, results):
             z.append(float(r.evidence.get("concept_evidence", -10.0)))
             y.append(1.0 if row["relevant"].get(name, 0) > 0 else 0.0)
             s.append(float(r.score))
-    return np.asarray(z), np.asarray(y), np.asarray(s)
+            g.append("query_gloss" in r.evidence)
+    return np.asarray(z), np.asarray(y), np.asarray(s), np.asarray(g, dtype=bool)
 
 
 def reliability(scores: np.ndarray, labels: np.ndarray, out: Path, title: str) -> list[tuple[float, float, int]]:
@@ -118,17 +122,20 @@ def main() -> int:
     store = Path(backend.cache.directory) / "calibration-pairs.npz"
     if args.reuse and store.exists():
         data = np.load(store)
-        z_t, y_t = data["z_t"], data["y_t"]
+        z_t, y_t, g_t = data["z_t"], data["y_t"], data["g_t"]
     else:
-        z_t, y_t, _ = score_split(backend, [r for r in rows if r.get("split") == "tuning"], docs, names)
+        z_t, y_t, _, g_t = score_split(backend, [r for r in rows if r.get("split") == "tuning"], docs, names)
         store.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(store, z_t=z_t, y_t=y_t)
-    centre, width = fit_logistic(z_t, y_t)
-    print(f"tuning half: {len(y_t)} pairs, {int(y_t.sum())} relevant")
-    print(f"CONCEPT = Logistic(centre={centre:.3f}, width={width:.3f})")
+        np.savez(store, z_t=z_t, y_t=y_t, g_t=g_t)
+    fits = {}
+    for name, mask in (("CONCEPT", ~g_t), ("CONCEPT_GLOSSED", g_t)):
+        fits[name] = fit_logistic(z_t[mask], y_t[mask])
+        print(f"tuning half, {name}: {int(mask.sum())} pairs, {int(y_t[mask].sum())} relevant")
+    for name, (centre, width) in fits.items():
+        print(f"{name} = Logistic(centre={centre:.3f}, width={width:.3f})")
     if args.fit_only:
         return 0
-    _, y_h, s_h = score_split(backend, [r for r in rows if r.get("split") == "heldout"], docs, names)
+    _, y_h, s_h, _ = score_split(backend, [r for r in rows if r.get("split") == "heldout"], docs, names)
     scores = separation(s_h[y_h > 0], s_h[y_h == 0])  # the figures `lychee eval` prints
     bins = reliability(
         s_h, y_h, args.plot, f"lite backend, held-out half: {len(y_h)} pairs, AUC {scores['auc']:.3f}"
@@ -138,7 +145,7 @@ def main() -> int:
         "bins": [{"mean_predicted": round(a, 3), "observed": round(b, 3), "pairs": n} for a, b, n in bins],
     }, indent=1))
     print(f"wrote {args.plot}")
-    return 0 if math.isfinite(centre) else 1
+    return 0 if all(math.isfinite(c) for c, _ in fits.values()) else 1
 
 
 if __name__ == "__main__":

@@ -48,7 +48,10 @@ def test_scores_are_in_0_1_and_evidence_says_why(lite_reranker, gallery, analyse
     assert coffee["backend"] == "lite" and coffee["query"] == "text"
     assert any(t["label"] in ("coffee 咖啡", "espresso") for t in coffee["matched_tags"])
     assert coffee["colours"] and all(c["zh"].endswith("色") for c in coffee["colours"])
-    assert coffee["channels"]["tags"] > 0.5
+    # The image's classes speak for it, more than for any other image (a glossed Chinese query
+    # goes through its own, more cautious curve: see calibration.CONCEPT_GLOSSED).
+    assert coffee["channels"]["tags"] > 0.4
+    assert coffee["channels"]["tags"] == max(r.evidence["channels"].get("tags", 0.0) for r in results.values())
     receipt = results["receipt"].evidence
     assert "山茶咖啡" in receipt["ocr"].replace(" ", "")
     assert receipt["channels"]["ocr"] > 0.5

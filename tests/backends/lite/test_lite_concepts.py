@@ -54,7 +54,7 @@ def test_per_image_standardisation_does_not_depend_on_other_documents(space, emb
     assert alone == again
 
 
-@pytest.mark.parametrize("curve", [cal.CONCEPT, cal.QUERY_SPECIFIC])
+@pytest.mark.parametrize("curve", [cal.CONCEPT, cal.CONCEPT_GLOSSED, cal.QUERY_SPECIFIC])
 def test_fitted_calibration_is_monotone(curve):
     xs = np.linspace(-10, 15, 5001)
     ys = np.array([curve(x) for x in xs])

@@ -40,6 +40,7 @@ from .about import LITE_NOTE
 from .analysis import ImageAnalysis, pack_array, unpack_array
 from .cache import AnalysisCache
 from .concepts import TOP_CLASSES, concept_space, concept_weights, scene_strengths, zh_weight_for
+from .glossary import gloss, preload_dictionary
 from .colours import colour_histogram, colour_match, colour_words, histogram_intersection
 from .ocr import DEFAULT_DET_SIDE, Reader
 from .text import E5_DIM, Embedder, lexical_scores, tokenize
@@ -131,6 +132,8 @@ class LiteBackend(Backend):
         self._memory_lock = threading.Lock()
         self._reference_vectors: dict[str, np.ndarray] | None = None
         self.analysed = 0
+        # The first Chinese query would wait ~0.8 s for the dictionary; read it meanwhile.
+        threading.Thread(target=preload_dictionary, name="lite-cedict", daemon=True).start()
         """Images analysed from pixels by this instance (cache misses)."""
 
     # ------------------------------------------------------------------ interface
@@ -336,7 +339,10 @@ class LiteBackend(Backend):
             refs = self._references()
             q["baselines"] = {kind: cal.median(vectors @ q["vector"]) for kind, vectors in refs.items()}
             space = concept_space()
-            q["relevance"] = space.query_relevance(q["vector"])
+            # A Chinese query is also matched through its dictionary gloss (see .glossary).
+            q["gloss"] = gloss(q["text"][:MAX_EMBED_CHARS])
+            gloss_vector = self.embedder.query(q["gloss"][:MAX_EMBED_CHARS]) if q["gloss"] else None
+            q["relevance"] = space.query_relevance(q["vector"], gloss_vector)
             label_sims = space.core_vectors @ q["vector"]
             q["label_stats"] = (float(label_sims.mean()), float(max(label_sims.std(), 1e-6)))
         if query.image is not None:
@@ -451,8 +457,10 @@ class LiteBackend(Backend):
             space = concept_space()
             weights = concept_weights(dict(a.class_probs), a.scenes, zh_weight_for(q["text"]))
             z = space.evidence(weights, q["relevance"], space.image_reference(weights))
-            channels["tags"] = cal.CONCEPT(z)
+            channels["tags"] = (cal.CONCEPT_GLOSSED if q.get("gloss") else cal.CONCEPT)(z)
             ev["concept_evidence"] = round(z, 4)
+            if q.get("gloss"):
+                ev["query_gloss"] = q["gloss"]
             contribution = weights * q["relevance"]
             top = np.argsort(-contribution, kind="stable")[:3]
             ev["matched_tags"] = [
@@ -461,7 +469,12 @@ class LiteBackend(Backend):
                 if contribution[k] > 0
             ]
             if q["colours"]:
-                channels["colour"] = colour_match(q["colours"], a.colour_hist)
+                # A colour word qualifies what the query asks for ("orange flower"): the colour
+                # counts only as far as the image also matches the rest of the query. On its own
+                # (any orange photo at 0.35) it let bare colour beat the subject, most of all for
+                # Chinese queries, whose calibrated concept scores are the more cautious.
+                subject = max(channels.values(), default=0.0)
+                channels["colour"] = colour_match(q["colours"], a.colour_hist) * subject
                 ev["query_colours"] = q["colours"]
         score = cal.combine((WEIGHTS[name], value) for name, value in channels.items())
         ev["channels"] = {name: round(value, 3) for name, value in channels.items()}

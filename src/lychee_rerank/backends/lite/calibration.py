@@ -68,7 +68,17 @@ E5_TEXT = Relative(margin=0.035, width=0.015)
 #: relevance (label >= 1) on the evidence, fitted on the TUNING half of the photo set only
 #: (``scripts/fit_lite_calibration.py``, which also draws ``docs/lite-reliability.png`` from the
 #: held-out half). Monotonic increasing: more evidence never gives a lower score.
-CONCEPT = Logistic(centre=4.452, width=0.764)
+#:
+#: Two curves, one per kind of query relevance. ``CONCEPT`` is for a query matched on its own
+#: (no Chinese words with a dictionary gloss); ``CONCEPT_GLOSSED`` for a Chinese or mixed query matched
+#: through its text and its English gloss together (:mod:`.glossary`). The two views agree on the
+#: concepts the query is about, so the glossed relevance is more peaked. Its evidence runs
+#: higher for relevant and irrelevant images alike: on the tuning half the irrelevant pairs'
+#: 90th percentile is 3.0 against 2.1. One curve for both would overrate a glossed query's
+#: images and underrate an English query's. Fitted on their own pairs, each curve means the same
+#: thing: about the share of relevant images among pairs with that score.
+CONCEPT = Logistic(centre=4.767, width=0.873)
+CONCEPT_GLOSSED = Logistic(centre=6.106, width=0.975)
 #: Gate on how far a text stands out for the query: its cosine to the query, standardised by the
 #: query's cosines to the ~1100 concept names. Related texts stand 4.5-7 spreads out, unrelated
 #: ones below 0; a near-empty query ("x") is about as close to a config file as to anything (~2-3).

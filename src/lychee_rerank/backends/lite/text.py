@@ -18,6 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .glossary import CJK
+
 E5_DIM = 384
 #: BM25 parameters (the usual defaults; bm25s' "lucene" variant).
 BM25_K1 = 1.2
@@ -26,7 +28,7 @@ BM25_B = 0.75
 _TOKEN_RE = re.compile(
     r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+", re.UNICODE
 )
-_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK_RE = re.compile(CJK)
 _STOPWORDS = frozenset(
     "a an the of and or in on at to for with by from is are was were be this that these those "
     "it its as into over under my your our their his her me i we you he she they them photo "
