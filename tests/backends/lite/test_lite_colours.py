@@ -74,6 +74,15 @@ def test_histogram_intersection_bounds():
         ("红茶和白天", []),
         ("现金支付", []),
         ("redundant bluetooth", []),
+        # A colour character inside a longer word counts when the word means a colour, as in
+        # English ("blackberry" is not "black").
+        ("黑莓", []),
+        ("棕榈树", []),
+        ("明白了", []),
+        ("雪白的墙", ["white"]),
+        ("粉红色的裙子", ["pink"]),
+        ("天蓝色", ["blue"]),
+        ("一面红旗", ["red"]),
     ],
 )
 def test_colour_words_in_queries(query, expected):

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from .glossary import CJK, segment, word_gloss
+
 #: (English, Chinese) in histogram order.
 COLOURS: tuple[tuple[str, str], ...] = (
     ("black", "黑色"),
@@ -161,42 +163,45 @@ _ZH_NOT_COLOUR = {
     "红绿",
 }
 _EN_RE = re.compile(r"[a-z]+")
+_CJK_RUN = re.compile(CJK + "+")
 
 
 def colour_words(text: str) -> list[str]:
     """Colour names (English keys) a query asks for, in either language, without repeats.
 
-    English words match whole words. A Chinese colour character counts in ``X色`` and
-    ``X的`` forms, before a noun ("黑猫") and standing alone, but not at the end of a word
-    ("明白", "现金") nor in a short list of common words that are not about colour ("红茶",
-    "白天"); "金色", "银色", "咖啡色" are matched as whole words.
+    English words match whole words. Chinese is first cut into dictionary words (the segmenter
+    of :mod:`.glossary`), and then the same whole-word rule holds. A colour character alone ("黑猫"
+    is 黑 + 猫) or in an ``X色`` word counts. Inside a longer word it counts only if the word's
+    English gloss names a colour: 雪白 "snow white" and 红旗 "red flag" do, but 黑莓
+    "blackberry", 棕榈 "palm" and 明白 "understand" do not, just as "blackberry" is not "black".
+    A short list of common words is never about colour ("红茶" black tea, "白天" daytime).
+    "金色", "银色" and "咖啡色" are matched as whole words.
     """
     found: list[str] = []
-    lowered = text.lower()
-    for word in _EN_RE.findall(lowered):
-        name = _EN_WORDS.get(word)
+
+    def add(name: str | None) -> None:
         if name and name not in found:
             found.append(name)
-    for word, name in _ZH_WORDS.items():
-        if word in text and name not in found:
-            found.append(name)
-    for i, ch in enumerate(text):
-        name = _ZH_CHARS.get(ch)
-        if name is None or name in found:
-            continue
-        nxt = text[i + 1] if i + 1 < len(text) else ""
-        prev = text[i - 1] if i else ""
-        if nxt in ("色", "的"):
-            found.append(name)
-        elif text[i : i + 2] in _ZH_NOT_COLOUR:
-            continue
-        elif _is_cjk(nxt) or not _is_cjk(prev):
-            found.append(name)
+
+    for word in _EN_RE.findall(text.lower()):
+        add(_EN_WORDS.get(word))
+    for run in _CJK_RUN.findall(text):
+        for word in segment(run):
+            if word in _ZH_NOT_COLOUR:
+                continue
+            if word in _ZH_WORDS:
+                add(_ZH_WORDS[word])
+                continue
+            chars = [_ZH_CHARS[ch] for ch in word if ch in _ZH_CHARS]
+            if not chars:
+                continue
+            if len(word) == 1:
+                add(chars[0])
+                continue
+            named = [_EN_WORDS[w] for w in _EN_RE.findall((word_gloss(word) or "").lower()) if w in _EN_WORDS]
+            for name in named or (chars if word.endswith("色") else []):
+                add(name)
     return found
-
-
-def _is_cjk(ch: str) -> bool:
-    return bool(ch) and "\u4e00" <= ch <= "\u9fff"
 
 
 def colour_match(words: list[str], hist: np.ndarray, full_share: float = 0.25) -> float:
