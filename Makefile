@@ -40,7 +40,7 @@ $(EVAL_PHOTOS2)/.done: | setup-all
 # results), then the example set (regression).
 eval: setup-all $(GALLERY)/.done $(EVAL_PHOTOS)/.done $(EVAL_PHOTOS2)/.done
 	$(LYCHEE) eval examples/eval/photos_eval.jsonl --images $(EVAL_PHOTOS) --backend lite --split heldout --pr-curve eval-pr-heldout.png
-	$(LYCHEE) eval examples/eval/photos2_eval.jsonl --images $(EVAL_PHOTOS2) --backend lite --pr-curve eval-pr-heldout2.png
+	$(LYCHEE) eval examples/eval/photos2_eval.jsonl --images $(EVAL_PHOTOS2) --backend lite --split heldout --pr-curve eval-pr-heldout2.png
 	$(LYCHEE) eval examples/eval/gallery_eval.jsonl --images $(GALLERY) --backend lite --pr-curve eval-pr-lite.png
 
 test:

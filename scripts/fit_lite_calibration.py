@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Fit the lite backend's concept calibration on the TUNING half; check it on the held-out half.
 
-    python scripts/fit_lite_calibration.py [--photos examples/eval_photos] [--plot docs/lite-reliability.png]
+    python scripts/fit_lite_calibration.py [--plot docs/lite-reliability.png]
 
-1. Scores every (query, photo) pair of ``examples/eval/photos_eval.jsonl`` with the lite backend
+1. Scores every (query, photo) pair of both photo sets (``examples/eval/photos_eval.jsonl`` and
+   ``photos2_eval.jsonl``, photos fetched by ``make eval``) with the lite backend
    and reads each pair's concept evidence (``evidence["concept_evidence"]``, see
    ``lychee_rerank.backends.lite.concepts``).
 2. Fits ``p(relevant) = 1 / (1 + exp(-(z - centre) / width))`` by maximum likelihood (a grid
@@ -12,7 +13,7 @@
    (``evidence["query_gloss"]``), and prints the constants to put in ``calibration.CONCEPT`` and
    ``calibration.CONCEPT_GLOSSED``.
 3. Draws the reliability diagram (mean predicted score vs observed share of relevant pairs, per
-   score bin) of the backend's actual scores on the held-out half.
+   score bin) of the backend's actual scores on the held-out halves.
 """
 
 from __future__ import annotations
@@ -101,30 +102,43 @@ def reliability(scores: np.ndarray, labels: np.ndarray, out: Path, title: str) -
     return rows
 
 
+#: (queries, photos) of each photo set: tuning halves fit the curves, held-out halves draw the diagram.
+SETS = (
+    (ROOT / "examples" / "eval" / "photos_eval.jsonl", ROOT / "examples" / "eval_photos"),
+    (ROOT / "examples" / "eval" / "photos2_eval.jsonl", ROOT / "examples" / "eval_photos2"),
+)
+
+
+def score_sets(backend, split: str):  # type: ignore[no-untyped-def]
+    """score_split over every photo set's ``split`` half, concatenated."""
+    from lychee_rerank.inputs import to_content
+    from lychee_rerank.jobs.eval import gallery_files, load_queries
+
+    parts = []
+    for queries, photos in SETS:
+        files = gallery_files(photos)
+        rows = [r for r in load_queries(queries) if r.get("split") == split]
+        parts.append(score_split(backend, rows, [to_content(p) for p in files], [p.name for p in files]))
+    return tuple(np.concatenate(column) for column in zip(*parts))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=ROOT / "examples" / "eval_photos")
-    parser.add_argument("--queries", type=Path, default=ROOT / "examples" / "eval" / "photos_eval.jsonl")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "lite-reliability.png")
     parser.add_argument("--reuse", action="store_true", help="reuse the tuning pairs scored by the last run")
     parser.add_argument("--fit-only", action="store_true", help="print the fitted constants, skip the held-out half")
     args = parser.parse_args()
 
     from lychee_rerank import backends
-    from lychee_rerank.jobs.eval import gallery_files, load_queries, separation
-    from lychee_rerank.inputs import to_content
+    from lychee_rerank.jobs.eval import separation
 
-    files = gallery_files(args.photos)
-    names = [p.name for p in files]
-    docs = [to_content(p) for p in files]
-    rows = load_queries(args.queries)
     backend = backends.create("lite")
     store = Path(backend.cache.directory) / "calibration-pairs.npz"
     if args.reuse and store.exists():
         data = np.load(store)
         z_t, y_t, g_t = data["z_t"], data["y_t"], data["g_t"]
     else:
-        z_t, y_t, _, g_t = score_split(backend, [r for r in rows if r.get("split") == "tuning"], docs, names)
+        z_t, y_t, _, g_t = score_sets(backend, "tuning")
         store.parent.mkdir(parents=True, exist_ok=True)
         np.savez(store, z_t=z_t, y_t=y_t, g_t=g_t)
     fits = {}
@@ -135,10 +149,10 @@ def main() -> int:
         print(f"{name} = Logistic(centre={centre:.3f}, width={width:.3f})")
     if args.fit_only:
         return 0
-    _, y_h, s_h, _ = score_split(backend, [r for r in rows if r.get("split") == "heldout"], docs, names)
+    _, y_h, s_h, _ = score_sets(backend, "heldout")
     scores = separation(s_h[y_h > 0], s_h[y_h == 0])  # the figures `lychee eval` prints
     bins = reliability(
-        s_h, y_h, args.plot, f"lite backend, held-out half: {len(y_h)} pairs, AUC {scores['auc']:.3f}"
+        s_h, y_h, args.plot, f"lite backend, held-out halves of both sets: {len(y_h)} pairs, AUC {scores['auc']:.3f}"
     )
     print(json.dumps({
         "heldout_pairs": len(y_h), **scores,

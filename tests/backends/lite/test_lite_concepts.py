@@ -10,15 +10,36 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lychee_rerank.backends.lite import calibration as cal
-from lychee_rerank.backends.lite.concepts import SCENES, concept_weights, scene_strengths
+from lychee_rerank.backends.lite.concepts import (
+    DEFINITION_WEIGHT,
+    SCENES,
+    concept_weights,
+    defined_classes,
+    scene_strengths,
+)
 
 
 def test_shipped_concept_vectors_are_what_the_model_gives(space, embedder):
-    """The data file is a cache of the shipped e5 model's output, not numbers from elsewhere."""
+    """The data file is a cache of the shipped e5 model's output, not numbers from elsewhere. A
+    class's vector mixes its label's and its defined label's passages; the rest are their text's."""
     rng = np.random.default_rng(0)
-    for k in rng.choice(len(space.labels), size=6, replace=False):
+    defined = defined_classes()
+    picks = [*rng.choice(1000, size=4, replace=False), *rng.choice(np.arange(1000, len(space.labels)), size=4, replace=False)]
+    for k in picks:
         live = embedder.passages([space.labels[k]])[0]
+        if k < 1000:
+            with_definition = embedder.passages([defined[k]])[0]
+            live = (1 - DEFINITION_WEIGHT) * live + DEFINITION_WEIGHT * with_definition
+            live = live / np.linalg.norm(live)
         assert float(live @ space.vectors[k]) > 0.999, space.labels[k]
+
+
+def test_class_definitions_name_what_the_label_leaves_out():
+    """WordNet definitions, by class index: the ram is a sheep, the ox a bull."""
+    defined = defined_classes()
+    assert len(defined) == 1000
+    assert "sheep" in defined[348] and defined[348].startswith("ram")
+    assert "bull" in defined[345] and defined[345].startswith("ox")
 
 
 def _one_hot(index: int) -> np.ndarray:

@@ -77,8 +77,8 @@ E5_TEXT = Relative(margin=0.035, width=0.015)
 #: 90th percentile is 3.0 against 2.1. One curve for both would overrate a glossed query's
 #: images and underrate an English query's. Fitted on their own pairs, each curve means the same
 #: thing: about the share of relevant images among pairs with that score.
-CONCEPT = Logistic(centre=4.767, width=0.873)
-CONCEPT_GLOSSED = Logistic(centre=6.106, width=0.975)
+CONCEPT = Logistic(centre=3.581, width=0.707)
+CONCEPT_GLOSSED = Logistic(centre=6.674, width=1.140)
 #: Gate on how far a text stands out for the query: its cosine to the query, standardised by the
 #: query's cosines to the ~1100 concept names. Related texts stand 4.5-7 spreads out, unrelated
 #: ones below 0; a near-empty query ("x") is about as close to a config file as to anything (~2-3).
