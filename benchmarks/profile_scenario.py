@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def summarize(path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--summarize", type=Path, default=None)
-    parser.add_argument("--model", default=None)
+    parser.add_argument("--model", default=None, help="checkpoint directory or hub id (default: the tiny test checkpoint)")
     parser.add_argument("--scenario", default="re-queried")
     parser.add_argument("--who", choices=["engine", "batched"], default="engine")
     parser.add_argument("--runs", type=int, default=3)
@@ -79,14 +80,18 @@ def main() -> None:
 
     from lychee_rerank import LycheeReranker
     from lychee_rerank.testing.reference import PlainBatchedScorer
+    from lychee_rerank.testing.tiny_model import build
+
+    # Like the other benchmarks: without --model, profile on the tiny checkpoint built offline.
+    model = args.model or build(tempfile.mkdtemp(prefix="lychee-profile-"))
 
     (scenario,) = [s for s in build_scenarios(**(QUICK_SIZES if args.quick else FULL_SIZES)) if args.scenario in s.name]
     if args.who == "batched":
-        batched = PlainBatchedScorer(args.model)
+        batched = PlainBatchedScorer(model)
         pairs = [p for r in scenario.requests for p in r.reference_pairs()]
         run = lambda: batched.score(pairs)  # noqa: E731
     else:
-        rr = LycheeReranker.from_pretrained(args.model, device="cpu", dtype="float32")
+        rr = LycheeReranker.from_pretrained(model, device="cpu", dtype="float32")
 
         def run():
             if not scenario.warm:
