@@ -40,8 +40,8 @@ from .about import LITE_NOTE
 from .analysis import ImageAnalysis, pack_array, unpack_array
 from .cache import AnalysisCache
 from .concepts import TOP_CLASSES, concept_space, concept_weights, scene_strengths, zh_weight_for
-from .glossary import gloss, preload_dictionary
 from .colours import colour_histogram, colour_match, colour_words, histogram_intersection
+from .glossary import gloss, preload_dictionary
 from .ocr import DEFAULT_DET_SIDE, Reader
 from .text import E5_DIM, Embedder, lexical_scores, tokenize
 from .vision import Tagger, group_tags, top_tags
@@ -132,9 +132,9 @@ class LiteBackend(Backend):
         self._memory_lock = threading.Lock()
         self._reference_vectors: dict[str, np.ndarray] | None = None
         self.analysed = 0
+        """Images analysed from pixels by this instance (cache misses)."""
         # The first Chinese query would wait ~0.8 s for the dictionary; read it meanwhile.
         threading.Thread(target=preload_dictionary, name="lite-cedict", daemon=True).start()
-        """Images analysed from pixels by this instance (cache misses)."""
 
     # ------------------------------------------------------------------ interface
     def info(self) -> dict[str, Any]:

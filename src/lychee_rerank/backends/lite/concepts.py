@@ -6,7 +6,10 @@ coarse bilingual groups of :mod:`.taxonomy` (hypernyms such as "bird 鸟" over 5
 classes, with Chinese names) and a few scene words read from pixel statistics (sky, night,
 greenery...; ImageNet has no class for them) and, last, the Chinese names of 766 classes
 (``data/imagenet_classes_zh.json``, from CC-CEDICT). Matching happens between each concept and the
-query in multilingual-e5 space, so a Chinese query reaches English class names too.
+query in multilingual-e5 space, so a Chinese query reaches English class names too. A class is
+matched through its label and its label with its WordNet definition (see
+:data:`DEFINITION_WEIGHT`), and a Chinese query through itself and its English gloss (see
+:data:`GLOSS_WEIGHT` and :mod:`.glossary`).
 
 Three normalisations make the evidence comparable across queries and images:
 
@@ -33,9 +36,9 @@ import json
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
