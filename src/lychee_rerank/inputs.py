@@ -240,21 +240,27 @@ def read_regular_file(path: str | Path, max_bytes: int, *, follow_symlinks: bool
     return data
 
 
+def file_refusal(exc: OSError | ValueError, path: str, max_bytes: int) -> str:
+    """Why :func:`read_regular_file` refused ``path``, in the words every surface uses (the
+    library and CLI raise it as an :class:`InputError`, the server as its own error types)."""
+    if isinstance(exc, FileNotFoundError):
+        return f"image file not found: {path}"
+    if isinstance(exc, IsADirectoryError):
+        return f"expected an image file, got a directory: {path}"
+    if isinstance(exc, NotRegularFile):
+        return f"refused {path}: not a regular file (device, FIFO or socket)"
+    if isinstance(exc, FileTooLarge):
+        return f"image file {path} {exc.describe(max_bytes)}"
+    # ValueError: an embedded NUL byte in the path
+    return f"cannot open image file {path}: {getattr(exc, 'strerror', None) or exc}"
+
+
 def read_image_file(path: str | Path, max_bytes: int) -> bytes:
     """:func:`read_regular_file` with each refusal as an :class:`InputError` that names the path."""
-    path = Path(path)
     try:
         return read_regular_file(path, max_bytes)
-    except FileNotFoundError:
-        raise InputError(f"image file not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"expected an image file, got a directory: {path}") from None
-    except NotRegularFile:
-        raise InputError(f"refused {path}: not a regular file (device, FIFO or socket)") from None
-    except FileTooLarge as exc:
-        raise InputError(f"image file {path} {exc.describe(max_bytes)}") from None
-    except (OSError, ValueError) as exc:  # ValueError: an embedded NUL byte in the path
-        raise InputError(f"cannot open image file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(file_refusal(exc, str(path), max_bytes)) from None
 
 
 def check_pixels(size: tuple[int, int], limits: ImageLimits, name: str) -> None:

@@ -28,7 +28,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import httpcore
 from PIL import Image
 
-from ..inputs import FileTooLarge, InputError, NotRegularFile, decode_data_uri, read_regular_file, sidecar_caption
+from ..inputs import FileTooLarge, InputError, decode_data_uri, file_refusal, read_regular_file, sidecar_caption
 
 Resolver = Callable[[str, int], list[str]]
 _BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
@@ -211,19 +211,14 @@ def read_local(path_text: str, policy: SourcePolicy, *, name: str = "image") -> 
     try:
         # O_NOFOLLOW: a symlink swapped in after the containment check is not followed.
         data = read_regular_file(resolved, policy.max_image_bytes, follow_symlinks=False)
-    except FileNotFoundError:
-        raise _NotFound(f"{name}: image file not found under the allowed directory: {path_text}") from None
-    except IsADirectoryError:
-        raise SourceError(f"{name}: {path_text} is a directory; expected an image file") from None
-    except NotRegularFile:
-        raise SourceError(f"{name}: {path_text} is not a regular file; expected an image file") from None
     except FileTooLarge as exc:
         raise LimitExceeded(
             "max_image_bytes", exc.size if exc.size is not None else policy.max_image_bytes + 1, policy.max_image_bytes,
-            f"{name} ({path_text}) {exc.describe(policy.max_image_bytes)}",
+            f"{name}: {file_refusal(exc, path_text, policy.max_image_bytes)}",
         ) from None
     except (OSError, ValueError) as exc:
-        raise SourceError(f"{name}: cannot read {path_text} ({getattr(exc, 'strerror', None) or exc})") from None
+        error = _NotFound if isinstance(exc, FileNotFoundError) else SourceError
+        raise error(f"{name}: {file_refusal(exc, path_text, policy.max_image_bytes)}") from None
     return LoadedImage(data, sidecar_caption(resolved, follow_symlinks=False))
 
 
