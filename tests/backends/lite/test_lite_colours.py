@@ -83,6 +83,7 @@ def test_histogram_intersection_bounds():
         ("粉红色的裙子", ["pink"]),
         ("天蓝色", ["blue"]),
         ("一面红旗", ["red"]),
+        ("米色的沙发", ["white"]),  # a fixed colour word that is no dictionary headword
     ],
 )
 def test_colour_words_in_queries(query, expected):

@@ -39,7 +39,7 @@ from . import calibration as cal
 from .about import LITE_NOTE
 from .analysis import ImageAnalysis, pack_array, unpack_array
 from .cache import AnalysisCache
-from .concepts import TOP_CLASSES, concept_space, concept_weights, scene_strengths, zh_weight_for
+from .concepts import TOP_CLASSES, concept_space, image_concepts, scene_strengths, zh_weight_for
 from .colours import colour_histogram, colour_match, colour_words, histogram_intersection
 from .glossary import gloss, preload_dictionary
 from .ocr import DEFAULT_DET_SIDE, Reader
@@ -334,15 +334,19 @@ class LiteBackend(Backend):
     def _query_features(self, query: Content) -> dict[str, Any]:
         q: dict[str, Any] = {"text": (query.text or "").strip() or None}
         if q["text"]:
-            q["vector"] = self.embedder.query(q["text"][:MAX_EMBED_CHARS])
-            q["colours"] = colour_words(q["text"])
+            text = q["text"][:MAX_EMBED_CHARS]  # what the query vector sees, for every reading
+            q["vector"] = self.embedder.query(text)
+            q["colours"] = colour_words(text)
+            q["zh_weight"] = zh_weight_for(text)
             refs = self._references()
             q["baselines"] = {kind: cal.median(vectors @ q["vector"]) for kind, vectors in refs.items()}
             space = concept_space()
-            # A Chinese query is also matched through its dictionary gloss (see .glossary).
-            q["gloss"] = gloss(q["text"][:MAX_EMBED_CHARS])
+            # A Chinese query is also matched through its dictionary gloss (see .glossary), and
+            # its concept evidence then goes through the curve fitted on glossed queries.
+            q["gloss"] = gloss(text)
             gloss_vector = self.embedder.query(q["gloss"][:MAX_EMBED_CHARS]) if q["gloss"] else None
             q["relevance"] = space.query_relevance(q["vector"], gloss_vector)
+            q["concept_curve"] = cal.CONCEPT_GLOSSED if q["gloss"] else cal.CONCEPT
             label_sims = space.core_vectors @ q["vector"]
             q["label_stats"] = (float(label_sims.mean()), float(max(label_sims.std(), 1e-6)))
         if query.image is not None:
@@ -455,9 +459,11 @@ class LiteBackend(Backend):
             # ConSE over the concept vocabulary, standardised per query and per image (see
             # :mod:`.concepts`), then mapped to 0-1 by the calibrated curve.
             space = concept_space()
-            weights = concept_weights(dict(a.class_probs), a.scenes, zh_weight_for(q["text"]))
-            z = space.evidence(weights, q["relevance"], space.image_reference(weights))
-            channels["tags"] = (cal.CONCEPT_GLOSSED if q.get("gloss") else cal.CONCEPT)(z)
+            weights, reference = image_concepts(
+                tuple(a.class_probs), tuple(float(x) for x in a.scenes), q["zh_weight"]
+            )
+            z = space.evidence(weights, q["relevance"], reference)
+            channels["tags"] = q["concept_curve"](z)
             ev["concept_evidence"] = round(z, 4)
             if q.get("gloss"):
                 ev["query_gloss"] = q["gloss"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .glossary import CJK, segment, word_gloss
+from .glossary import CJK_RUN, segment, word_gloss
 
 #: (English, Chinese) in histogram order.
 COLOURS: tuple[tuple[str, str], ...] = (
@@ -138,32 +138,16 @@ _ZH_CHARS = {
 }
 #: Colour words whose characters are too ambiguous alone ("金" is also money, "银" a bank).
 _ZH_WORDS = {"金色": "yellow", "银色": "gray", "咖啡色": "brown", "米色": "white"}
-#: Two-character words whose first character is a colour but whose meaning is not.
-_ZH_NOT_COLOUR = {
-    "白天",
-    "白酒",
-    "白菜",
-    "白领",
-    "白银",
-    "红茶",
-    "红酒",
-    "红包",
-    "红利",
-    "黑板",
-    "黑客",
-    "绿茶",
-    "青年",
-    "青春",
-    "青岛",
-    "黄金",
-    "粉丝",
-    "粉笔",
-    "灰尘",
-    "蓝牙",
-    "红绿",
-}
+#: Words whose English gloss names a colour although they are not about one (the gloss rule
+#: of :func:`colour_words` would take 红茶 "black tea" as black). Other such words need no entry:
+#: their gloss names no colour (白天 "daytime", 青年 "youth", 黑板 "blackboard").
+_ZH_NOT_COLOUR = {"白银", "白领", "红包", "红茶", "红酒", "绿茶", "黄金"}
 _EN_RE = re.compile(r"[a-z]+")
-_CJK_RUN = re.compile(CJK + "+")
+
+
+def _english_colours(text: str) -> list[str]:
+    """Colour names of the English colour words in ``text``, whole words only."""
+    return [_EN_WORDS[w] for w in _EN_RE.findall(text.lower()) if w in _EN_WORDS]
 
 
 def colour_words(text: str) -> list[str]:
@@ -183,9 +167,14 @@ def colour_words(text: str) -> list[str]:
         if name and name not in found:
             found.append(name)
 
-    for word in _EN_RE.findall(text.lower()):
-        add(_EN_WORDS.get(word))
-    for run in _CJK_RUN.findall(text):
+    for name in _english_colours(text):
+        add(name)
+    for run in CJK_RUN.findall(text):
+        # Fixed colour words first, wherever they stand: 米色 (beige) is no dictionary headword,
+        # so the segmenter would cut it into 米 + 色.
+        for word, name in _ZH_WORDS.items():
+            if word in run:
+                add(name)
         for word in segment(run):
             if word in _ZH_NOT_COLOUR:
                 continue
@@ -198,7 +187,7 @@ def colour_words(text: str) -> list[str]:
             if len(word) == 1:
                 add(chars[0])
                 continue
-            named = [_EN_WORDS[w] for w in _EN_RE.findall((word_gloss(word) or "").lower()) if w in _EN_WORDS]
+            named = _english_colours(word_gloss(word) or "")
             for name in named or (chars if word.endswith("色") else []):
                 add(name)
     return found

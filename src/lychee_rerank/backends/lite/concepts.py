@@ -273,6 +273,19 @@ class ConceptSpace:
         return (float(weights @ relevance) - mean) / spread
 
 
+@lru_cache(maxsize=4096)
+def image_concepts(
+    class_probs: tuple[tuple[int, float], ...], scenes: tuple[float, ...], zh_weight: float
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """An image's concept weights (:func:`concept_weights`, read-only) and its reference (mean,
+    spread; :meth:`ConceptSpace.image_reference`), memoised. Both depend on the image and on the
+    query's Chinese-name weight only, not on the query, so a gallery reranked for many queries
+    computes them once per image instead of once per pair (~0.4 ms each)."""
+    weights = concept_weights(dict(class_probs), np.asarray(scenes, dtype=np.float64), zh_weight)
+    weights.setflags(write=False)
+    return weights, concept_space().image_reference(weights)
+
+
 def _zscore_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     mean = x.mean(axis=1, keepdims=True)

@@ -36,7 +36,8 @@ MAX_WORD = 8
 
 #: One Chinese character (CJK unified ideographs, extension A, compatibility ideographs).
 CJK = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
-_CJK_RUN = re.compile(CJK + "+")
+#: A run of Chinese characters.
+CJK_RUN = re.compile(CJK + "+")
 # Senses that are not a translation: classifiers, cross-references, names, register notes.
 _NOT_A_SENSE = re.compile(
     r"^(CL:|surname |(old |Japanese |erhua )?variant of|see |see also |abbr\. |used in |also written |"
@@ -46,7 +47,7 @@ _REGISTER = ("(slang)", "(vulgar)", "(coll.)")
 
 _lock = threading.Lock()
 _senses: dict[str, str] | None = None
-_particles: set[str] = set()
+_particles: frozenset[str] = frozenset()
 
 
 def _dictionary() -> dict[str, str]:
@@ -56,12 +57,15 @@ def _dictionary() -> dict[str, str]:
     with the most senses is kept: the common reading of a character is the one the dictionary
     says most about (鸟 niǎo "bird", not its rare vulgar reading).
     """
-    global _senses
+    global _senses, _particles
+    if _senses is not None:
+        return _senses
     with _lock:
         if _senses is None:
             path = resources.files(CEDICT_PACKAGE).joinpath(CEDICT_MEMBER)
             senses: dict[str, str] = {}
             ranks: dict[str, tuple[bool, int]] = {}
+            particles: set[str] = set()
             with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
                 for line in lines:
                     if line.startswith("#"):
@@ -77,9 +81,11 @@ def _dictionary() -> dict[str, str]:
                     rank = (rest[:1].islower(), body.count("/"))
                     for word in set(parts):
                         if len(word) == 1 and "particle" in body:
-                            _particles.add(word)  # 了 is "finish" too, but in a query a particle
+                            particles.add(word)  # 了 is "finish" too, but in a query a particle
                         if word not in ranks or rank > ranks[word]:
                             senses[word], ranks[word] = body, rank
+            # Particles first: a reader that sees the dictionary sees its particles.
+            _particles = frozenset(particles)
             _senses = senses
         return _senses
 
@@ -132,19 +138,17 @@ def word_gloss(word: str) -> str | None:
 
 def has_chinese(text: str | None) -> bool:
     """Whether the text has at least one Chinese character."""
-    return bool(text) and _CJK_RUN.search(text) is not None  # type: ignore[arg-type]
+    return bool(text) and CJK_RUN.search(text) is not None  # type: ignore[arg-type]
 
 
 def gloss(query: str) -> str | None:
     """The query with each run of Chinese characters replaced by its words' English glosses
     ("夜晚的桥" -> "night; bridge"; "荷兰 windmill" -> "Holland, the Netherlands windmill"), or
     None when the query has no Chinese characters or none of its words is in the dictionary."""
-    if not has_chinese(query):
-        return None
     pieces: list[str] = []
     found = False
     pos = 0
-    for match in _CJK_RUN.finditer(query):
+    for match in CJK_RUN.finditer(query):
         pieces.append(query[pos : match.start()])
         glosses = [g for g in map(word_gloss, segment(match.group())) if g]
         found = found or bool(glosses)

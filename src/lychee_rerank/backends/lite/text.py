@@ -25,9 +25,8 @@ E5_DIM = 384
 BM25_K1 = 1.2
 BM25_B = 0.75
 
-_TOKEN_RE = re.compile(
-    r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+", re.UNICODE
-)
+#: A run of Chinese characters, or a run of other letters and digits.
+_TOKEN_RE = re.compile(CJK + "+|[^\\W_" + CJK[1:-1] + "]+", re.UNICODE)
 _CJK_RE = re.compile(CJK)
 _STOPWORDS = frozenset(
     "a an the of and or in on at to for with by from is are was were be this that these those "
