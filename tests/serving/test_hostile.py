@@ -241,6 +241,17 @@ def test_zero_width_only_document_is_its_own_error(start_server, server_reranker
     assert by_index[0].get("error") is None and "document 1 is empty" in by_index[1]["error"]
 
 
+def test_empty_document_after_a_failed_one_names_its_own_index(start_server, server_reranker):
+    """Request index, not the position among the documents that survived reading."""
+    live = start_server(ServerSettings(), server_reranker)
+    docs = ["a cat", {"text": "x", "image": "data:image/png;base64,!!!"}, "\u200b \n"]
+    r = _rerank(live, {"query": "cat", "documents": docs})
+    assert r.status_code == 200, r.text
+    by_index = {x["index"]: x for x in r.json()["results"]}
+    assert by_index[0].get("error") is None and by_index[1]["error"]
+    assert "document 2 is empty" in by_index[2]["error"], by_index[2]
+
+
 def test_invalid_base64_says_so(start_server, server_reranker, server_images):
     live = start_server(ServerSettings(), server_reranker)
     r = _rerank(live, {"query": "q", "documents": [

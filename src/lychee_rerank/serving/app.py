@@ -53,6 +53,7 @@ from .schemas import (
 )
 from .service import ApiError, Loader, ModelHolder, RerankService, default_loader, error_response
 from .settings import ServerSettings
+from .sources import LimitExceeded
 
 __all__ = ["ApiError", "ModelHolder", "RerankService", "create_app", "default_loader", "error_response"]
 
@@ -93,7 +94,8 @@ def create_app(
         description=(
             "Rerank texts, images or both against a query. `/v1/rerank` speaks the Cohere v2 / Jina / vLLM "
             "shape; a document with text and an image is one document with one score. Per-document "
-            "failures are reported in that document's result; limits answer 413 with the limit named."
+            "failures are reported in that document's result, an image over a limit included; request limits "
+            "(body, documents, text, the query's image) answer 413 with the limit named."
         ),
         lifespan=lifespan,
         docs_url=None,  # served from the installed package's assets instead (serving.offline_docs)
@@ -209,10 +211,12 @@ async def analyze(body: AnalyzeRequest, service: Service) -> AnalyzeResponse:
     rr = service.holder.require()
     instruction = service.resolve(rr, body.instruction, body.template)
     prepared = await service.prepare(rr, body.query, [body.document], t0)
-    if 0 in prepared.limits:
-        raise ApiError.from_limit(prepared.limits[0])  # the one document is the request: 413, limit named
-    if prepared.failures:
-        raise ApiError(422, "invalid_document", prepared.failures[0])
+    failure = prepared.failures.get(0)
+    if isinstance(failure, LimitExceeded):
+        service.metrics.errors.labels("limit").inc()
+        raise ApiError.from_limit(failure)  # the one document is the request: 413, limit named
+    if failure is not None:
+        raise ApiError(422, "invalid_document", str(failure))
     document = prepared.contents[0]
     assert document is not None
 

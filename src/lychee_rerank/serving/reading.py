@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 from .schemas import DocumentEcho, ImagePart, ImageUrl, ImageUrlPart, MultimodalItem, RerankInput, TextPart
 from ..engine import LycheeReranker
-from ..inputs import Content, ImageLimits, InputError, to_content
+from ..inputs import Content, ImageLimits, InputError, is_blank, to_content
 from ..results import RerankResult
 from .settings import ServerSettings
 from .sources import LimitExceeded, SourceError, SourcePolicy, UrlFetcher, load_image
@@ -41,9 +41,9 @@ class Prepared:
     query: Content
     contents: list[Optional[Content]]
     echoes: list[DocumentEcho]
-    failures: dict[int, str] = field(default_factory=dict)
-    limits: dict[int, LimitExceeded] = field(default_factory=dict)
-    """The failures that were an image limit, for a route whose one document is the request."""
+    failures: dict[int, Exception] = field(default_factory=dict)
+    """Documents that failed while reading, by request index (a :class:`LimitExceeded` for an
+    image over a limit: a route whose one document is the request answers it with 413)."""
     images: int = 0
 
 
@@ -104,7 +104,7 @@ class RequestReader:
 
     def content(self, item: Item, name: str) -> Content:
         """The same Content the library builds from ``{"text": ..., "image": <bytes>}``."""
-        if not item.text and item.image is None:
+        if item.image is None and is_blank(item.text):  # the library's Content.is_empty rule
             raise InputError(f"{name} is empty: give text, an image, or both")
         mapping: dict[str, Any] = {"text": item.text}
         if item.image is not None:
@@ -143,9 +143,7 @@ class RequestReader:
                 # error, as in the library: the other documents are still scored. (Text limits
                 # were checked for the whole request above; the query's limits refuse it.)
                 prepared.contents.append(None)
-                prepared.failures[i] = str(exc)
-                if isinstance(exc, LimitExceeded):
-                    prepared.limits[i] = exc
+                prepared.failures[i] = exc
             prepared.echoes.append(echo)
         return prepared
 
@@ -157,18 +155,18 @@ def _safe_split(value: Any, name: str) -> tuple[Optional[str], Optional[str]]:
         return None, None
 
 
-def merge_results(results: list[RerankResult], valid: list[int], failures: dict[int, str]) -> list[RerankResult]:
+def merge_results(results: list[RerankResult], valid: list[int], failures: dict[int, Exception]) -> list[RerankResult]:
     """Map engine results back to request indices and list documents that failed before the model.
 
-    The engine already puts scored documents first (sorted, thresholded, cut to top_n) and its
-    own failures last; failures from reading the request join those, in request order.
+    The engine already puts scored documents first (sorted) and its own failures last; failures
+    from reading the request join those, in request order. (Dialects cut to top_n afterwards.)
     """
     scored, failed = [], []
     for r in results:
         r.index = valid[r.index]
         (failed if r.error is not None else scored).append(r)
     failed.extend(
-        RerankResult(index=i, score=0.0, rank=0, document=None, error=message) for i, message in failures.items()
+        RerankResult(index=i, score=0.0, rank=0, document=None, error=str(exc)) for i, exc in failures.items()
     )
     failed.sort(key=lambda r: r.index)
     merged = scored + failed

@@ -78,7 +78,7 @@ def _check_content(obj: Any, base_dir: Path, what: str) -> None:
         content = to_content(obj, base_dir=base_dir)
     except InputError as exc:
         raise _BadRecord(f"{what}: {exc}") from exc
-    if content.is_empty or (not content.has_image and not (content.text or "").strip()):
+    if content.is_empty:
         raise _BadRecord(f"{what} is empty: give text, an image, or both")
 
 
