@@ -31,7 +31,6 @@ GENERATE_SYSTEM_PROMPT = (
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 
 
-
 @dataclass(frozen=True)
 class Prompt:
     """Chat messages plus the images they refer to, in the order the placeholders appear."""

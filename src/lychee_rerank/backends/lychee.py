@@ -41,10 +41,11 @@ from ..config import (
     DEFAULT_MIN_PIXELS,
     DEFAULT_VISION_CACHE_BYTES,
     RerankerConfig,
+    ScoringMode,
 )
 from ..inputs import Content, pixel_hash
 from ..parsing import parse_score
-from ..prompt import DEFAULT_INSTRUCTION, ScoringMode, build_messages
+from ..prompt import DEFAULT_INSTRUCTION, build_messages
 from ..prompt_tokens import PromptTokenizer
 from ..results import PairScore
 from .base import Backend, ProgressCallback

@@ -230,8 +230,7 @@ class RerankService:
             return merge_results([], valid, prepared.failures)
         # Micro-batching: concurrent requests arriving within max_wait_ms share forward passes.
         slot = coalescer.add(
-            {"query": prepared.query, "documents": [prepared.contents[i] for i in valid], "instruction": instruction,
-             "top_k": None, "score_threshold": None},
+            {"query": prepared.query, "documents": [prepared.contents[i] for i in valid], "instruction": instruction},
             threading.Event(),
         )
 

@@ -40,7 +40,8 @@ class SourceError(Exception):
 
 
 class LimitExceeded(Exception):
-    """A configured limit was passed; the whole request is refused with ``status``."""
+    """A configured limit was passed. On the request (body, documents, text, the query's image) it
+    refuses the whole request with ``status``; on a document's image it fails that document only."""
 
     def __init__(self, limit: str, value: int | float, maximum: int | float, message: str, status: int = 413) -> None:
         super().__init__(message)
@@ -205,7 +206,7 @@ def read_local(path_text: str, policy: SourcePolicy, *, name: str = "image") -> 
         # the file exists, so the answer says nothing about files outside the directory.
         resolved = candidate.resolve()
     except (RuntimeError, OSError):
-        raise _NotFound(f"{name}: image file not found under the allowed directory: {path_text}") from None
+        raise _NotFound(f"{name}: image file not found: {path_text}") from None
     if not resolved.is_relative_to(root):
         raise SourceError(f"{name}: refused: {path_text} resolves outside the allowed directory")
     try:

@@ -51,8 +51,9 @@ def digest(data: bytes) -> str:
 
 
 def image_data_uri(image: Image.Image, max_size: tuple[int, int] | None = THUMB_SIZE, quality: int = 85) -> str:
-    img = image.copy()
+    img = image
     if max_size is not None:
+        img = image.copy()  # thumbnail() works in place; the full-size viewer needs no copy
         img.thumbnail(max_size)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
