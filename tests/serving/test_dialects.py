@@ -209,6 +209,22 @@ def test_vllm_score_pairs_and_list_of_one(dialect_server, server_reranker):
     assert bad.status_code == 422 and "text_1 has 2 items and text_2 3" in bad.json()["error"]["message"]
 
 
+def test_vllm_score_pairs_a_bad_text_1_fails_only_its_pairs(dialect_server, server_reranker):
+    """Pairs mode: an empty query is its pair's error; the other pairs are still scored."""
+    queries = ["a black cat", "   ", "a red car"]
+    docs = ["a cat on a sill", "anything", "a red sports car"]
+    with dialect_server.client() as c:
+        r = c.post("/score", json={"text_1": queries, "text_2": docs})
+        alone = c.post("/score", json={"text_1": "   ", "text_2": docs})
+    assert r.status_code == 200, r.text
+    data = {d["index"]: d for d in r.json()["data"]}
+    assert "empty" in data[1]["error"]
+    for i in (0, 2):
+        assert data[i].get("error") is None
+        assert data[i]["score"] == pytest.approx(server_reranker.score(queries[i], docs[i]), abs=1e-6)
+    assert alone.status_code == 422  # one query for every document: the request itself is bad
+
+
 def test_vllm_multimodal_score_and_rerank(dialect_server, server_reranker, server_images):
     import io
 

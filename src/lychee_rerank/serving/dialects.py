@@ -29,6 +29,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 
 from ..results import RerankResult
 from .reading import Prepared
+from .service import ApiError
 from .schemas import ContentDocuments, MultimodalItem, RerankInput, RerankRequest, RerankResponse, TextPart, _Lenient
 
 # --------------------------------------------------------------------------- shared helpers
@@ -256,6 +257,11 @@ def _score_groups(queries: list[Any], docs: list[Any], ops: RouteOps) -> list[tu
     return list(by_query.values())
 
 
+def _is_query_input_error(exc: ApiError) -> bool:
+    """An error of the query's own input (empty, or its image over a limit), not of the request."""
+    return exc.type == "invalid_query" or exc.extra.get("limit") in ("max_image_bytes", "max_image_pixels")
+
+
 def _install_score(app: FastAPI, ops: RouteOps) -> None:
     async def score(body: ScoreRequest) -> ScoreResponse:
         """vLLM's score API: one query against N documents, or N pairs; answers in input order."""
@@ -271,15 +277,26 @@ def _install_score(app: FastAPI, ops: RouteOps) -> None:
         # without one request filling the queue (max_queue) that other clients share.
         gate = asyncio.Semaphore(max(1, min(4, ops.max_queue // 2)))
 
-        async def run(query: Any, indices: list[int]) -> tuple[list[int], list[RerankResult], Prepared]:
+        pairs = len(queries) > 1
+
+        async def run(query: Any, indices: list[int]) -> tuple[list[int], list[RerankResult], int]:
             async with gate:
-                prepared = await ops.prepare(rr, query, [docs[i] for i in indices], t0)
-                return indices, await ops.rerank_prepared("/score", rr, prepared, instruction, t0), prepared
+                try:
+                    prepared = await ops.prepare(rr, query, [docs[i] for i in indices], t0)
+                except ApiError as exc:
+                    # In pairs mode a bad text_1 (empty, or its image over a limit) is those
+                    # pairs' error: the other pairs are still scored, as a bad text_2 would be.
+                    if not (pairs and _is_query_input_error(exc)):
+                        raise
+                    failed = [RerankResult(index=k, score=0.0, rank=0, document=None, error=exc.message) for k in range(len(indices))]
+                    return indices, failed, 0
+                results = await ops.rerank_prepared("/score", rr, prepared, instruction, t0)
+                return indices, results, usage_tokens(results, prepared)
 
         data: dict[int, ScoreData] = {}
         tokens = 0
-        for indices, results, prepared in await asyncio.gather(*(run(q, ix) for q, ix in groups)):
-            tokens += usage_tokens(results, prepared)
+        for indices, results, used in await asyncio.gather(*(run(q, ix) for q, ix in groups)):
+            tokens += used
             for r in results:
                 data[indices[r.index]] = ScoreData(index=indices[r.index], score=r.score, error=r.error)
         return ScoreResponse(
