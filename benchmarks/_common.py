@@ -24,6 +24,11 @@ def timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, Any]:
     return best, value
 
 
+def max_abs_diff(a: list[float], b: list[float]) -> float:
+    """Largest difference between two score lists of the same pairs."""
+    return max(abs(x - y) for x, y in zip(a, b))
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     cols = list(rows[0])
     width = {c: max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols}

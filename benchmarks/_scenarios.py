@@ -37,9 +37,9 @@ class Scenario:
     requests: list[Request]
     warm: bool = False  # the engine ranked the same documents once before (vision cache warm)
 
-    @property
-    def pairs(self) -> int:
-        return sum(len(r.docs) for r in self.requests)
+    def reference_pairs(self) -> list[dict[str, Any]]:
+        """Every pair of every request, in order, as the reference scorers take them."""
+        return [p for r in self.requests for p in r.reference_pairs()]
 
 
 def _engine_input(text: str | None, image: Image.Image | None) -> Any:

@@ -128,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         warm_decoded = time.perf_counter() - t
         rows.append(("warm, images already decoded", warm_decoded, results[0].source or ""))
 
-        # The naive per-pair loop a user might write (one rerank call per photo), warm as well.
+        # The naive per-pair loop a user might write (one rerank call per photo), warm as well,
+        # against one batched call of the same backend, query and files.
+        t = time.perf_counter()
+        fresh.rerank("red motorcycle", paths)
+        warm_batched = time.perf_counter() - t
         t = time.perf_counter()
         singles = [fresh.rerank("red motorcycle", [p])[0] for p in paths]
         warm_loop = time.perf_counter() - t
@@ -160,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         f"process CPU time: cold {cold_cpu:.1f} s (wall {cold:.1f} s), warm {warm_cpu:.2f} s (wall {warm:.2f} s); "
         "wall time on a 2-core machine that other work shares is higher than CPU time / 2"
     )
-    print(f"warm: one batched call is {warm_loop / warm:.1f}x faster than the naive per-pair loop (files decoded in both)")
+    print(
+        f"warm, same backend and query: one batched call {warm_batched:.2f} s, the naive per-pair loop {warm_loop:.2f} s: "
+        f"{warm_loop / warm_batched:.1f}x (files decoded in both)"
+    )
     print(
         f"targets: cold <= 15 s ({'met' if cold <= 15 else 'MISSED'}), warm <= 1 s ({'met' if warm <= 1 else 'MISSED'})"
     )

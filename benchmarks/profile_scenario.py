@@ -63,7 +63,7 @@ def summarize(path: Path) -> None:
             print(f"  {stage:38s} {100 * n / total:5.1f}%")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--summarize", type=Path, default=None)
     parser.add_argument("--model", default=None, help="checkpoint directory or hub id (default: the tiny test checkpoint)")
@@ -71,12 +71,12 @@ def main() -> None:
     parser.add_argument("--who", choices=["engine", "batched"], default="engine")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.summarize:
         summarize(args.summarize)
         return
     from _scenarios import build_scenarios
-    from throughput import FULL_SIZES, QUICK_SIZES, run_engine
+    from throughput import FULL_SIZES, QUICK_SIZES, engine_runner
 
     from lychee_rerank import LycheeReranker
     from lychee_rerank.testing.reference import PlainBatchedScorer
@@ -88,15 +88,10 @@ def main() -> None:
     (scenario,) = [s for s in build_scenarios(**(QUICK_SIZES if args.quick else FULL_SIZES)) if args.scenario in s.name]
     if args.who == "batched":
         batched = PlainBatchedScorer(model)
-        pairs = [p for r in scenario.requests for p in r.reference_pairs()]
+        pairs = scenario.reference_pairs()
         run = lambda: batched.score(pairs)  # noqa: E731
     else:
-        rr = LycheeReranker.from_pretrained(model, device="cpu", dtype="float32")
-
-        def run():
-            if not scenario.warm:
-                rr.backend.vision_cache.clear()
-            run_engine(rr, scenario, 8)
+        run = engine_runner(LycheeReranker.from_pretrained(model, device="cpu", dtype="float32"), scenario, 8)
 
     # The first call of each shape is slow (kernel set-up): warm up outside the measured runs.
     # For the re-queried scenario this also fills the engine's vision cache, as a first query would.

@@ -24,9 +24,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table, timed  # noqa: E402
+from _common import max_abs_diff, print_table, timed  # noqa: E402
 from _scenarios import Scenario, build_scenarios  # noqa: E402
 
 from lychee_rerank import LycheeReranker  # noqa: E402
@@ -41,11 +44,11 @@ QUICK_SIZES = dict(n_long=12, n_photos=10, n_iq=8, n_mixed=9, n_requests=6, docs
 
 def run_engine(rr: LycheeReranker, scenario: Scenario, batch_size: int) -> list[float]:
     """Scores in the reference's pair order (one call, or ``rerank_many`` for several requests)."""
-    calls = [{"query": r.engine_query(), "documents": r.engine_docs(), "batch_size": batch_size} for r in scenario.requests]
+    calls = [{"query": r.engine_query(), "documents": r.engine_docs()} for r in scenario.requests]
     if len(calls) == 1:
-        results = [rr.rerank(**calls[0])]
+        results = [rr.rerank(**calls[0], batch_size=batch_size)]
     else:
-        results = rr.rerank_many([{k: v for k, v in c.items() if k != "batch_size"} for c in calls], batch_size=batch_size)
+        results = rr.rerank_many(calls, batch_size=batch_size)
     scores = []
     for res in results:
         if isinstance(res, Exception):
@@ -58,18 +61,24 @@ def run_engine(rr: LycheeReranker, scenario: Scenario, batch_size: int) -> list[
     return scores
 
 
-def measure(scenario: Scenario, naive: NaiveReference, batched: PlainBatchedScorer, rr: LycheeReranker,
-            batch_size: int, repeats: int, naive_repeats: int) -> dict:
-    pairs = [p for r in scenario.requests for p in r.reference_pairs()]
-    if scenario.warm:  # the gallery was ranked once under another query: the vision cache holds it
+def engine_runner(rr: LycheeReranker, scenario: Scenario, batch_size: int) -> Callable[[], list[float]]:
+    """A timed run of the engine on ``scenario``: each run starts with a cold vision cache, except
+    for a warm scenario, whose gallery is ranked once here under another query (the cache holds it)."""
+    if scenario.warm:
         rr.rerank("warm-up query", scenario.requests[0].engine_docs(), batch_size=batch_size)
 
-    def engine():
+    def run() -> list[float]:
         if not scenario.warm:
-            rr.backend.vision_cache.clear()  # each repeat starts cold
+            rr.backend.vision_cache.clear()
         return run_engine(rr, scenario, batch_size)
 
-    runs = {"batched": lambda: batched.score(pairs), "engine": engine}
+    return run
+
+
+def measure(scenario: Scenario, naive: NaiveReference, batched: PlainBatchedScorer, rr: LycheeReranker,
+            batch_size: int, repeats: int, naive_repeats: int) -> dict:
+    pairs = scenario.reference_pairs()
+    runs = {"batched": lambda: batched.score(pairs), "engine": engine_runner(rr, scenario, batch_size)}
     if naive_repeats:
         naive.score(**pairs[0])  # first calls are slow (kernel set-up): not timed
         runs["naive"] = lambda: [naive.score(**p)[0] for p in pairs]
@@ -91,8 +100,7 @@ def measure(scenario: Scenario, naive: NaiveReference, batched: PlainBatchedScor
         "scenario": scenario.name, "pairs": n,
         "naive p/s": n / t_naive, "batched p/s": n / t_batched, "engine p/s": n / t_engine,
         "eng/naive": t_naive / t_engine, "eng/batched": t_batched / t_engine,
-        "max|d| batched": max(abs(a - b) for a, b in zip(got_b, ref)),
-        "max|d| engine": max(abs(a - b) for a, b in zip(got_e, ref)),
+        "max|d| batched": max_abs_diff(got_b, ref), "max|d| engine": max_abs_diff(got_e, ref),
     }
 
 
@@ -108,8 +116,6 @@ def main() -> None:
                         help="torch CPU threads; 1 on a shared, oversubscribed machine (OpenMP spinning thrashes)")
     args = parser.parse_args()
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
@@ -130,8 +136,6 @@ def main() -> None:
         print(f"  {scenario.name}: done (naive loop's model share of the scenario's wall time {100 * share:.0f}%): {rows[-1]}",
               file=sys.stderr, flush=True)
     print_table(rows)
-    import torch
-
     print(f"\nbest of {args.repeats} runs (naive: {args.naive_repeats}); batch size {args.batch_size}; torch threads {torch.get_num_threads()}; "
           f"load average at the end {os.getloadavg()}; engine stats: {dict(rr.backend.stats)}")
 

@@ -78,6 +78,14 @@ def reranker(tiny_model_dir: Path):
     return LycheeReranker.from_pretrained(tiny_model_dir, device="cpu", dtype="float32")
 
 
+@pytest.fixture(scope="session")
+def naive(tiny_model_dir: Path):
+    """The deliberately naive reference (one pair per forward, eager, no caches) on the tiny model."""
+    from lychee_rerank.testing.reference import NaiveReference
+
+    return NaiveReference(tiny_model_dir)
+
+
 def make_photo(width: int, height: int, seed: int) -> Image.Image:
     """A deterministic picture with structure (gradients + blobs), not a flat colour."""
     rng = np.random.default_rng(seed)

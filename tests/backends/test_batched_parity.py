@@ -11,12 +11,7 @@ import pytest
 
 from lychee_rerank import LycheeReranker
 from lychee_rerank.backends.lychee import _Call
-from lychee_rerank.testing.reference import NaiveReference, PlainBatchedScorer
-
-
-@pytest.fixture(scope="module")
-def naive(tiny_model_dir):
-    return NaiveReference(tiny_model_dir)
+from lychee_rerank.testing.reference import PlainBatchedScorer
 
 
 def _requests(photos):

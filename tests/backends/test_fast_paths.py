@@ -8,14 +8,8 @@ import torch
 import lychee_rerank.backends.lychee as lychee_backend
 from lychee_rerank import LycheeReranker
 from lychee_rerank.backends.vision_cache import VisionCache
-from lychee_rerank.testing.reference import NaiveReference
 
 from ..conftest import make_photo
-
-
-@pytest.fixture(scope="module")
-def naive(tiny_model_dir):
-    return NaiveReference(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from lychee_rerank import LycheeReranker
 from lychee_rerank.backends.lychee import LycheeBackend
 from lychee_rerank.inputs import Content, to_content
 
-from lychee_rerank.testing.reference import NaiveReference
 
 TEXTS = [
     "a black cat sitting on a window sill",
@@ -21,11 +20,6 @@ TEXTS = [
     "dog in the park",
     "商品 主图 白色",
 ]
-
-
-@pytest.fixture(scope="module")
-def naive(tiny_model_dir):
-    return NaiveReference(tiny_model_dir)
 
 
 def _combo(name, photos):

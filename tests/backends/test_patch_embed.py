@@ -7,7 +7,6 @@ import torch
 
 from lychee_rerank import LycheeReranker
 from lychee_rerank.backends.patch_embed import use_matmul_patch_embed
-from lychee_rerank.testing.reference import NaiveReference
 
 
 def test_matmul_patch_embed_equals_conv3d(tiny_model_dir, photos):
@@ -26,11 +25,10 @@ def test_matmul_patch_embed_equals_conv3d(tiny_model_dir, photos):
     assert not torch.equal(matmul, torch.zeros_like(matmul))
 
 
-def test_engine_on_cpu_uses_it_and_matches_naive(tiny_model_dir, photos):
+def test_engine_on_cpu_uses_it_and_matches_naive(tiny_model_dir, photos, naive):
     rr = LycheeReranker.from_pretrained(tiny_model_dir, device="cpu", vision_cache_bytes=0)
     embed = rr.backend.model.model.visual.patch_embed
     assert "forward" in vars(embed)  # the instance's forward is the matmul one
-    naive = NaiveReference(tiny_model_dir)
     assert "forward" not in vars(naive.model.model.visual.patch_embed)
     docs = photos[:6]
     for batch_size in (1, 4):

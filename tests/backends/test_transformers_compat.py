@@ -14,20 +14,17 @@ from transformers.utils import logging as hf_logging
 
 from lychee_rerank import LycheeReranker
 
-from lychee_rerank.testing.reference import NaiveReference
 
-
-def test_cache_argument_follows_the_installed_version(tiny_model_dir):
+def test_cache_argument_follows_the_installed_version(reranker):
     from lychee_rerank.backends.lychee import cache_kwarg
 
-    rr = LycheeReranker.from_pretrained(tiny_model_dir)
+    rr = reranker
     expected = "cache" if Version(transformers.__version__) >= Version("5.24") else "past_key_values"
     assert cache_kwarg(rr.backend.model) == expected
 
 
-def test_prefix_path_gives_no_deprecation_warning_and_naive_scores(tiny_model_dir, caplog):
-    rr = LycheeReranker.from_pretrained(tiny_model_dir)
-    naive = NaiveReference(tiny_model_dir)
+def test_prefix_path_gives_no_deprecation_warning_and_naive_scores(tiny_model_dir, naive, caplog):
+    rr = LycheeReranker.from_pretrained(tiny_model_dir)  # its own: the test reads absolute stats
     query = "a black cat sitting on a window sill in the sun " * 4
     docs = ["a black cat", "a red car", "coffee on a table", "a rocket"]
     hf_logging.warning_once.cache_clear()  # a warning already shown once would hide a new one

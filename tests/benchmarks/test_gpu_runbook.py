@@ -22,11 +22,12 @@ def test_runbook_on_cpu_reports_every_section(tmp_path):
     assert out.exists()
     section = report["configs"]["tiny"]
     rows = section["throughput"]
-    assert {r["scenario"] for r in rows} and len(rows) == 6
+    assert len({r["scenario"] for r in rows}) == len(rows) == 6
     for row in rows:
-        for key in ("naive p/s", "batched p/s", "engine p/s", "engine TFLOP/s"):
+        for key in ("naive p/s", "batched p/s", "engine p/s", "engine TFLOP/s", "eng/naive", "eng/batched"):
             assert row[key] > 0 and math.isfinite(row[key]), (row["scenario"], key)
         assert row["max|d| engine"] < 0.1  # BF16 on a random model: agreement, not identity
+        assert row["max|d| batched"] < 0.1
     (head,) = section["headline"]
     assert head["photos"] == 4 and head["errors"] == 0
     (agree,) = section["bf16_vs_fp32"]
@@ -34,7 +35,7 @@ def test_runbook_on_cpu_reports_every_section(tmp_path):
 
 
 @pytest.mark.parametrize("with_image", [False, True])
-def test_flop_estimate_matches_torch_flop_counter(with_image, tmp_path):
+def test_flop_estimate_matches_torch_flop_counter(with_image, tiny_model_dir):
     """The analytic FLOPs (used for TFLOP/s and %-of-peak) agree with torch's own count.
 
     Eager attention, so every attention matmul is counted (torch's counter misses CPU sdpa);
@@ -42,7 +43,7 @@ def test_flop_estimate_matches_torch_flop_counter(with_image, tmp_path):
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    model_dir = gpu.make_model_dir()
+    model_dir = tiny_model_dir  # its tokenizer and processor; build_model makes the weights
     model = gpu.build_model(model_dir, "tiny", torch.float32, "eager", "cpu")
     rr = gpu.engine_for(model, model_dir, "eager")
     backend = rr.backend

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lychee_rerank.backends.lite import concepts
 from lychee_rerank.backends.lite.concepts import (
     SCENES,
     ZH_WEIGHT,
@@ -42,7 +41,7 @@ def test_a_named_class_speaks_through_its_chinese_name_too():
     assert np.count_nonzero(zh) == (1 if 0 not in named else 2)
 
 
-def test_chinese_queries_find_their_class(space, embedder, monkeypatch):
+def test_chinese_queries_find_their_class(space, embedder):
     """A constructed gallery of one-class images: each class's Chinese name, typed as a query,
     ranks that class's image first; with the Chinese names silenced (weight 0) fewer do."""
     images = {name: concept_weights({i: 0.9}, np.zeros(len(SCENES))) for name, i in CLASSES.items()}
@@ -56,8 +55,7 @@ def test_chinese_queries_find_their_class(space, embedder, monkeypatch):
         return won
 
     with_names = wins()
-    monkeypatch.setattr(concepts, "ZH_WEIGHT", 0.0)
-    images = {name: concept_weights({i: 0.9}, np.zeros(len(SCENES))) for name, i in CLASSES.items()}
+    images = {name: concept_weights({i: 0.9}, np.zeros(len(SCENES)), 0.0) for name, i in CLASSES.items()}
     without = wins()
     assert with_names == len(CLASSES)
     assert without < with_names

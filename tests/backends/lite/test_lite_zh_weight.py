@@ -15,6 +15,8 @@ from lychee_rerank.backends.lite.concepts import (
 )
 from lychee_rerank.backends.lite.taxonomy import GROUPS
 
+from .conftest import blank
+
 OTTER = 360
 
 
@@ -44,23 +46,19 @@ def test_default_is_the_chinese_query_weight():
     np.testing.assert_array_equal(a, b)
 
 
-def test_backend_uses_the_query_language(lite_backend):
+def test_backend_uses_the_query_language(lite_backend, space, embedder):
     """An English and a Chinese query over the same image read different concept weights: the
     evidence the backend reports equals the one computed with the matching weight."""
-    from lychee_rerank.backends.lite.concepts import concept_space
     from lychee_rerank.backends.lite.glossary import gloss
     from lychee_rerank.inputs import to_content
-    from PIL import Image
 
-    image = Image.new("RGB", (64, 48), (90, 140, 200))
-    doc = to_content(image)
+    doc = to_content(blank((90, 140, 200), (64, 48)))
     analysis, _ = lite_backend.analyse(doc)
-    space = concept_space()
     for text in ("otter", "水獭"):
         got = lite_backend.score_pairs(to_content(text), [doc])[0].evidence["concept_evidence"]
         w = concept_weights(dict(analysis.class_probs), analysis.scenes, zh_weight_for(text))
         glossed = gloss(text)  # the Chinese query is matched through its English gloss as well
         assert (glossed is None) == (text == "otter")
-        gloss_vector = lite_backend.embedder.query(glossed) if glossed else None
-        relevance = space.query_relevance(lite_backend.embedder.query(text), gloss_vector)
+        gloss_vector = embedder.query(glossed) if glossed else None
+        relevance = space.query_relevance(embedder.query(text), gloss_vector)
         assert got == pytest.approx(space.evidence(w, relevance, space.image_reference(w)), abs=1e-4)
