@@ -31,13 +31,13 @@ $(EVAL_PHOTOS)/.done: | setup-all
 	$(PY) scripts/fetch_eval_photos.py $(EVAL_PHOTOS)
 	@touch $@
 
-# The second set, all held out: real photos out of Debian's gcompris-qt-data.
+# The second photo set: real photos out of Debian's gcompris-qt-data.
 $(EVAL_PHOTOS2)/.done: | setup-all
 	$(PY) scripts/fetch_eval_photos.py $(EVAL_PHOTOS2) --manifest examples/eval/photos2_manifest.json
 	@touch $@
 
-# Lite quality: the held-out half of the photo set and the second, all held-out set (the
-# results), then the example set (regression).
+# Lite quality: the held-out halves of both photo sets (the results), then the example set
+# (regression).
 eval: setup-all $(GALLERY)/.done $(EVAL_PHOTOS)/.done $(EVAL_PHOTOS2)/.done
 	$(LYCHEE) eval examples/eval/photos_eval.jsonl --images $(EVAL_PHOTOS) --backend lite --split heldout --pr-curve eval-pr-heldout.png
 	$(LYCHEE) eval examples/eval/photos2_eval.jsonl --images $(EVAL_PHOTOS2) --backend lite --split heldout --pr-curve eval-pr-heldout2.png
