@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lychee_rerank.testing.reference import engine_input
+
 WORDS = "cat dog coffee car rocket astronaut window park table red black white sofa sun horse coins clock".split()
 
 
@@ -25,10 +27,10 @@ class Request:
         return [{"query_text": self.query_text, "query_image": self.query_image, **d} for d in self.docs]
 
     def engine_query(self) -> Any:
-        return _engine_input(self.query_text, self.query_image)
+        return engine_input(self.query_text, self.query_image)
 
     def engine_docs(self) -> list[Any]:
-        return [_engine_input(d.get("doc_text"), d.get("doc_image")) for d in self.docs]
+        return [engine_input(d.get("doc_text"), d.get("doc_image")) for d in self.docs]
 
 
 @dataclass
@@ -41,11 +43,6 @@ class Scenario:
         """Every pair of every request, in order, as the reference scorers take them."""
         return [p for r in self.requests for p in r.reference_pairs()]
 
-
-def _engine_input(text: str | None, image: Image.Image | None) -> Any:
-    if image is None:
-        return text
-    return image if not text else {"text": text, "image": image}
 
 
 def real_photos(n: int, max_side: int | None = None) -> list[Image.Image]:

@@ -8,6 +8,7 @@ import torch
 from lychee_rerank import LycheeReranker
 from lychee_rerank.backends.lychee import LycheeBackend
 from lychee_rerank.inputs import Content, to_content
+from lychee_rerank.testing.reference import engine_input
 
 
 TEXTS = [
@@ -38,12 +39,6 @@ def _combo(name, photos):
     raise AssertionError(name)
 
 
-def _engine_input(text=None, image=None):
-    if text is not None and image is not None:
-        return {"text": text, "image": image}
-    return text if text is not None else image
-
-
 @pytest.mark.parametrize("combo", ["T->T", "T->I", "I->T", "I+T->I+T"])
 def test_engine_matches_naive_reference_at_every_batch_size(reranker, naive, photos, combo):
     query, docs = _combo(combo, photos)
@@ -51,8 +46,8 @@ def test_engine_matches_naive_reference_at_every_batch_size(reranker, naive, pho
     # The tiny model must give spread-out scores, or a mismatch could hide in a flat sigmoid.
     assert max(e[0] for e in expected) - min(e[0] for e in expected) > 0.05
 
-    q = _engine_input(query.get("query_text"), query.get("query_image"))
-    documents = [_engine_input(d.get("doc_text"), d.get("doc_image")) for d in docs]
+    q = engine_input(query.get("query_text"), query.get("query_image"))
+    documents = [engine_input(d.get("doc_text"), d.get("doc_image")) for d in docs]
     for batch_size in (1, 3, 8):
         results = sorted(reranker.rerank(q, documents, batch_size=batch_size), key=lambda r: r.index)
         assert [r.error for r in results] == [None] * len(docs)

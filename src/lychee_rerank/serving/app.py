@@ -102,11 +102,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = service
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.holder = service.holder
-    app.state.worker = service.worker
-    app.state.reader = service.reader
+    app.state.settings = settings  # who serves the app takes its HTTP limits (max_header_bytes) from here
+    app.state.reader = service.reader  # tests swap its resolver
 
     # Outermost last: metrics see everything, auth runs before any body is read.
     app.add_middleware(

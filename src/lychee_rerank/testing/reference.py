@@ -41,6 +41,13 @@ def _side(text: str | None, image: Image.Image | None) -> list[dict]:
     return parts
 
 
+def engine_input(text: str | None = None, image: Image.Image | None = None) -> Any:
+    """The engine's input for one side of a reference pair: text, an image, or both."""
+    if text is not None and image is not None:
+        return {"text": text, "image": image}
+    return text if text is not None else image
+
+
 def messages(query_text=None, query_image=None, doc_text=None, doc_image=None, instruction=INSTRUCTION) -> list[dict]:
     """The published prompt for one pair, written out by hand."""
     user = (
