@@ -299,12 +299,7 @@ class LycheeBackend(Backend):
 
         slots = self._prepare_all(query, documents, instruction, q_truncated)
         pairs = [p for p in slots if isinstance(p, Pair)]
-        call = _Call()
-        if self._fast and pairs:
-            self._start_preprocessing(pairs, call)
-            if self.prefix_cache and len(pairs) > 1:
-                call.prefix = self._build_prefix(pairs, call, n_query_images=int(query.image is not None))
-        self._run_batches(pairs, call, batch_size, call.prefix.length if call.prefix else 0, progress)
+        self._run_call(pairs, int(query.image is not None), batch_size, progress)
         return self._results(slots)
 
     def _prepare_all(
@@ -324,12 +319,23 @@ class LycheeBackend(Backend):
     def _results(slots: list[Pair | PairScore]) -> list[PairScore]:
         return [s if isinstance(s, PairScore) else (s.result or PairScore(error="not scored")) for s in slots]
 
-    def _run_batches(
-        self, pairs: list[Pair], call: _Call, batch_size: int, offset: int, progress: ProgressCallback | None
+    def _run_call(
+        self, pairs: list[Pair], n_query_images: int, batch_size: int, progress: ProgressCallback | None
     ) -> None:
-        """Score ``pairs`` in length-packed batches, storing each result on its pair."""
+        """Score ``pairs`` as one call: their images preprocessed ahead on the helper threads, the
+        tokens they all share run once as a prefix (holding at most ``n_query_images`` images, the
+        query's own), then length-packed batches. Each result is stored on its pair."""
+        call = _Call()
+        if self._fast and pairs:
+            self._start_preprocessing(pairs, call)
+            if self.prefix_cache and len(pairs) > 1:
+                call.prefix = self._build_prefix(pairs, call, n_query_images=n_query_images)
+        self._run_batches(pairs, call, batch_size, progress)
+
+    def _run_batches(self, pairs: list[Pair], call: _Call, batch_size: int, progress: ProgressCallback | None) -> None:
+        """Score ``pairs`` in length-packed batches (continuing from ``call``'s prefix, if any)."""
         done = 0
-        for batch in self.batches(pairs, batch_size, offset):
+        for batch in self.batches(pairs, batch_size, call.prefix.length if call.prefix else 0):
             for pair, result in zip(batch, self._score_robust(batch, call)):
                 result.truncated = pair.truncated
                 result.tokens = pair.length
@@ -358,17 +364,13 @@ class LycheeBackend(Backend):
             merged.setdefault(key, []).append(g)
         if len(merged) == 1 or not self._fast:
             return self._score_merged(groups, list(merged.values()), batch_size, progress)
-        call = _Call()
         slots_by_group: list[list[Pair | PairScore]] = []
         for query, docs, instruction in groups:
             query, truncated = self.fit_query(query)
             slots_by_group.append(self._prepare_all(query, docs, instruction, truncated))
         everything = [p for slots in slots_by_group for p in slots if isinstance(p, Pair)]
-        self._start_preprocessing(everything, call)
-        if self.prefix_cache and len(everything) > 1:
-            # No image may sit in a prefix shared by different queries (n_query_images=0).
-            call.prefix = self._build_prefix(everything, call, n_query_images=0)
-        self._run_batches(everything, call, batch_size, call.prefix.length if call.prefix else 0, progress)
+        # No image may sit in a prefix shared by different queries (n_query_images=0).
+        self._run_call(everything, 0, batch_size, progress)
         self.stats["coalesced_requests"] += len(groups)
         return [self._results(slots) for slots in slots_by_group]
 
