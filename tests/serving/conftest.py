@@ -6,6 +6,7 @@ Every server here binds 127.0.0.1 only; every client talks to it over real HTTP 
 from __future__ import annotations
 
 import base64
+import inspect
 import io
 import os
 import socket
@@ -36,12 +37,14 @@ class LiveServer:
         self.sock.bind((LOOPBACK, 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{LOOPBACK}:{self.port}"
-        # The parser options `lychee serve` uses (request head cap), from the app's own settings.
+        # The protocol `lychee serve` uses (request head size and time), from the app's own settings:
+        # each parameter of uvicorn_http_options is named after the setting it takes.
         from lychee_rerank.serving.http_limits import uvicorn_http_options
 
         settings = getattr(getattr(app, "state", None), "settings", None)
-        limit = getattr(settings, "max_header_bytes", None)
-        http = uvicorn_http_options(limit) if limit is not None else {}
+        http: dict[str, Any] = {}
+        if settings is not None:
+            http = uvicorn_http_options(**{p: getattr(settings, p) for p in inspect.signature(uvicorn_http_options).parameters})
         config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5, **http)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)

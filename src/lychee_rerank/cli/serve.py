@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from .app import _quiet_libraries, app, err
+from .app import _quiet_libraries, app, fail, say, warn
 
 
 def settings_from_flags(given: dict[str, Any]) -> Any:
@@ -27,13 +27,13 @@ def settings_from_flags(given: dict[str, Any]) -> Any:
     except ValidationError as exc:
         for problem in exc.errors():
             where = ".".join(str(x) for x in problem["loc"])
-            err.print(f"[red]error:[/] {where}: {problem['msg']}")
+            fail(f"{where}: {problem['msg']}")
         raise typer.Exit(2)
 
 
 def warn_if_exposed(settings: Any) -> None:
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key_value:
-        err.print(f"[yellow]warning:[/] listening on {settings.host} without --api-key: anyone who can reach it can use it")
+        warn(f"listening on {settings.host} without --api-key: anyone who can reach it can use it")
 
 
 @app.command()
@@ -66,6 +66,9 @@ def serve(
     max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Requests admitted to the model, then 503 [64]."),
     max_wait_ms: Optional[float] = typer.Option(None, "--max-wait-ms", help="Micro-batching: wait for concurrent requests [5]."),
     url_timeout_s: Optional[float] = typer.Option(None, "--url-timeout", help="Seconds to fetch one image URL [10]."),
+    head_timeout_s: Optional[float] = typer.Option(
+        None, "--head-timeout", help="Seconds for a request head to arrive, then 408 and close [10]."
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Serve the reranker over HTTP (Cohere/Jina/vLLM-compatible /v1/rerank; docs at /docs)."""
@@ -81,18 +84,20 @@ def serve(
         "max_documents": max_documents, "max_request_bytes": max_request_bytes, "max_image_bytes": max_image_bytes,
         "max_image_pixels": max_image_pixels, "max_text_chars": max_text_chars,
         "request_timeout_s": request_timeout_s, "max_queue": max_queue, "max_wait_ms": max_wait_ms, "url_timeout_s": url_timeout_s,
+        "head_timeout_s": head_timeout_s,
     })
     from ..serving.app import create_app  # imports torch: only once the settings are known to be valid
 
     _quiet_libraries()
     logging.getLogger("lychee_rerank").setLevel(logging.INFO)
     warn_if_exposed(settings)
-    err.print(f"[dim]lychee serve: http://{settings.host}:{settings.port} (docs at /docs); loading the model...[/]")
-    from ..serving.http_limits import uvicorn_http_options
+    say(f"lychee serve: http://{settings.host}:{settings.port} (docs at /docs); loading the model...", "dim")
+    from ..serving.http_limits import raise_open_file_limit, uvicorn_http_options
 
+    raise_open_file_limit()  # each connection is a descriptor: the default 1,024 is a few slow clients
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
-        **uvicorn_http_options(settings.max_header_bytes),
+        **uvicorn_http_options(max_header_bytes=settings.max_header_bytes, head_timeout_s=settings.head_timeout_s),
     )
 
 
@@ -140,5 +145,5 @@ def serve_ray(
     )
     _quiet_libraries()
     warn_if_exposed(settings)
-    err.print(f"[dim]lychee serve-ray: http://{settings.host}:{settings.port} with {replicas} replica(s); loading the models...[/]")
+    say(f"lychee serve-ray: http://{settings.host}:{settings.port} with {replicas} replica(s); loading the models...", "dim")
     run(settings, options, address=address, blocking=True)

@@ -60,6 +60,7 @@ __all__ = ["ApiError", "ModelHolder", "RerankService", "create_app", "default_lo
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The body could not be read as JSON (e.g. not UTF-8)."},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key."},
+    408: {"model": ErrorResponse, "description": "Request head (or trailers) not complete within head_timeout_s."},
     413: {"model": ErrorResponse, "description": "A limit was passed; the body names it, the value and the maximum."},
     422: {"model": ErrorResponse, "description": "The request is malformed or its query cannot be used."},
     431: {"model": ErrorResponse, "description": "Request line and headers over max_header_bytes."},
@@ -102,12 +103,13 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = service
-    app.state.settings = settings  # who serves the app takes its HTTP limits (max_header_bytes) from here
+    app.state.settings = settings  # who serves the app takes its HTTP limits (head size and time) from here
     app.state.reader = service.reader  # tests swap its resolver
 
     # Outermost last: metrics see everything, auth runs before any body is read.
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_request_bytes, metrics=metrics, read_timeout_s=settings.body_timeout_s
+        BodyLimitMiddleware, max_bytes=settings.max_request_bytes, metrics=metrics, read_timeout_s=settings.body_timeout_s,
+        max_json_values=settings.json_values_limit,
     )
     if settings.api_key_value:
         app.add_middleware(AuthMiddleware, api_key=settings.api_key_value, metrics=metrics)
@@ -230,9 +232,9 @@ async def analyze(body: AnalyzeRequest, service: Service) -> AnalyzeResponse:
         service.metrics.errors.labels("document").inc()
         raise ApiError(422, "invalid_document", result.error)
     images = [
-        ImageInfo(side=side, width=c.image.width, height=c.image.height)
+        ImageInfo(side=side, width=c.image_size[0], height=c.image_size[1])  # known without decoding
         for side, c in (("query", prepared.query), ("document", document))
-        if c.image is not None
+        if c.image_size is not None
     ]
     info = rr.info
     return AnalyzeResponse(

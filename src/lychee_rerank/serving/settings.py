@@ -66,6 +66,16 @@ class ServerSettings(BaseSettings):
         10.0, gt=0, description="Seconds to wait for the next part of a request body (a body shorter than its "
         "Content-Length); past it: 400."
     )
+    head_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a request head may take to arrive (from the connection's start, or its first "
+        "byte on a kept-alive connection), and a chunked body's trailers; past it: 408 and the connection is closed "
+        "(an idle new connection is just closed)."
+    )
+    max_json_values: Optional[int] = Field(
+        None, ge=1, description="Array elements and object members in a request body, counted before it is parsed; "
+        "past it: 413. Parsing and validation cost time per item on the event loop: the default, 32 per document "
+        "allowed (max_documents) and at least 4,096, keeps that under ~0.2 s."
+    )
 
     @field_validator("backend")
     @classmethod
@@ -74,6 +84,25 @@ class ServerSettings(BaseSettings):
 
         if value != "auto" and value not in names():
             raise ValueError(f"unknown backend {value!r}: use one of {', '.join(('auto', *names()))}")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _sendable_key(cls, value: Optional[SecretStr]) -> Optional[SecretStr]:
+        """A key no client can send would lock everyone out: HTTP strips the spaces around a
+        header value and forbids control characters in it. Other characters (any language) are
+        fine: clients send them as UTF-8 bytes."""
+        if value is None:
+            return None
+        key = value.get_secret_value()
+        if not key.strip(" \t"):
+            # `--api-key "$KEY"` with KEY unset must not serve without a key: omit the option for that.
+            raise ValueError("the API key is empty: give a key, or omit --api-key/LYCHEE_API_KEY to serve without one")
+        if key != key.strip(" \t"):
+            raise ValueError("the API key starts or ends with a space or tab, which HTTP strips: no client could send it")
+        bad = sorted({f"U+{ord(c):04X}" for c in key if (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F})
+        if bad:
+            raise ValueError(f"the API key holds control characters ({', '.join(bad)}), which an HTTP header cannot carry")
         return value
 
     @field_validator("allow_local_dir")
@@ -93,6 +122,11 @@ class ServerSettings(BaseSettings):
             max_pixels=self.model_max_pixels, image_max_pixels=self.max_image_pixels,
             image_max_bytes=self.max_image_bytes,
         )
+
+    @property
+    def json_values_limit(self) -> int:
+        """``max_json_values``, or its default: 32 per allowed document, at least 4,096."""
+        return self.max_json_values if self.max_json_values is not None else max(4096, 32 * self.max_documents)
 
     @property
     def api_key_value(self) -> Optional[str]:
