@@ -272,7 +272,7 @@ class LycheeReranker:
         def decode(item: tuple[int, Any]) -> Content | InputError:
             i, doc = item
             try:
-                content = to_content(doc, limits=self.image_limits)
+                content = self.check_image(to_content(doc, limits=self.image_limits), f"document {i}")
             except InputError as exc:
                 return exc
             if content.is_empty:
@@ -289,7 +289,16 @@ class LycheeReranker:
         return results[0].score
 
     def to_query(self, query: InputLike) -> Content:
-        return to_query(query, limits=self.image_limits)
+        return self.check_image(to_query(query, limits=self.image_limits), "query")
+
+    def check_image(self, content: Content, name: str) -> Content:
+        """``content``, unless the backend cannot read its image's shape (:meth:`Backend.image_refusal`):
+        then an :class:`InputError` naming ``name``, found when the input is read, not mid-batch."""
+        size = content.image_size
+        reason = self.backend.image_refusal(size) if size is not None else None
+        if reason is not None:
+            raise InputError(f"{name} image: {reason}")
+        return content
 
 
 @dataclass

@@ -8,7 +8,7 @@ prompt differently.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -36,12 +36,17 @@ class Prompt:
     """Chat messages plus the images they refer to, in the order the placeholders appear."""
 
     messages: list[dict]
-    images: list[Image.Image]
+    contents: tuple[Content, ...] = field(default=(), repr=False)
+
+    @property
+    def images(self) -> list[Image.Image]:
+        """Decoded on access: building the messages needs only where each image goes."""
+        return [c.image for c in self.contents if c.has_image]
 
 
 def _parts(content: Content) -> list[dict]:
     parts: list[dict] = []
-    if content.image is not None:
+    if content.has_image:
         parts.append({"type": "image"})
     if content.text:
         parts.append({"type": "text", "text": content.text})
@@ -72,8 +77,7 @@ def build_messages(
         {"role": "system", "content": [{"type": "text", "text": system}]},
         {"role": "user", "content": user},
     ]
-    images = [c.image for c in (query, document) if c.image is not None]
-    return Prompt(messages=messages, images=images)
+    return Prompt(messages=messages, contents=(query, document))
 
 
 @lru_cache(maxsize=1)

@@ -339,3 +339,27 @@ def test_head_health(start_server, server_reranker):
         r = c.head("/health")
         assert r.status_code == 200 and r.content == b""
         assert c.get("/health").json()["status"] == "ok"
+
+
+# --------------------------------------------------------------------------- lone surrogates
+def test_a_lone_surrogate_in_a_text_is_that_items_clear_error(start_server, server_reranker):
+    """JSON may spell a lone surrogate ("\\udfff"); it is no Unicode text. A document holding one
+    fails alone with a message saying so (it used to fail later with a tokenizer's message);
+    a query holding one is refused with 422."""
+    live = start_server(ServerSettings(), server_reranker)
+    raw = b'{"query": "cat", "documents": ["a cat", "x \\udfff y", {"text": "\\ud800", "image": null}, "a dog"]}'
+    with live.client() as c:
+        r = c.post("/v1/rerank", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        results = {x["index"]: x for x in r.json()["results"]}
+        assert "lone surrogate (U+DFFF) at character 3" in results[1]["error"]
+        assert "lone surrogate (U+D800)" in results[2]["error"]
+        assert "error" not in results[0] and "error" not in results[3]
+        expected = server_reranker.rerank("cat", ["a cat", "a dog"])
+        assert {x["index"]: x["relevance_score"] for x in (results[0], results[3])} == pytest.approx(
+            {0: expected[0].score if expected[0].index == 0 else expected[1].score,
+             3: expected[0].score if expected[0].index == 1 else expected[1].score}, abs=1e-6)
+        q = c.post("/v1/rerank", content=b'{"query": "c\\udfffat", "documents": ["a cat"]}',
+                   headers={"content-type": "application/json"})
+        assert q.status_code == 422, q.text
+        assert "unicode" in q.json()["error"]["message"].lower()  # pydantic refuses it in a plain string field

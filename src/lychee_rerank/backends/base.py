@@ -93,6 +93,15 @@ class Backend(ABC):
     def info(self) -> dict[str, Any]:
         """Backend, model, device, dtype, attention implementation: for logs, /health, UI."""
 
+    def image_refusal(self, size: tuple[int, int]) -> str | None:
+        """Why this backend cannot read an image of ``size`` (width, height), or ``None``.
+
+        Asked when a query or document is read, before anything is scored, so a shape the
+        model family cannot take (Qwen-VL: an aspect ratio over 200) is that input's own
+        error: a refused query fails its request (HTTP 422), a refused document only itself.
+        """
+        return None
+
     def render_prompt(self, query: Content, document: Content, instruction: str) -> str | None:
         """The text the model reads for one pair, where the backend has one (``None`` otherwise)."""
         return None

@@ -27,6 +27,7 @@ import os
 import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Sequence
 
@@ -43,7 +44,7 @@ from ..config import (
     RerankerConfig,
     ScoringMode,
 )
-from ..inputs import Content, pixel_hash
+from ..inputs import Content, ImageSource, StoredImage, pixel_hash, pixels
 from ..parsing import parse_score
 from ..prompt import DEFAULT_INSTRUCTION, build_messages
 from ..prompt_tokens import PromptTokenizer
@@ -58,6 +59,10 @@ from .vision_cache import VisionCache
 logger = logging.getLogger("lychee_rerank")
 
 MIN_PREFIX_TOKENS = 16
+#: Batches whose images are preprocessed ahead of the model: the next one overlaps with the
+#: current forward pass, and a call holds at most this many batches of pixels, however many
+#: documents it has.
+PREPROCESS_AHEAD = 2
 
 
 def unwrap_adapter(model: Any) -> Any:
@@ -174,15 +179,11 @@ class LycheeBackend(Backend):
 
         The ids themselves are cut (never decoded and re-encoded, which ends Chinese/emoji text
         in U+FFFD and can change the count). In a prompt, :meth:`prepare` cuts the same way
-        inside the prompt's own token stream.
+        inside the prompt's own token stream. Only a bounded prefix of a long text is tokenized.
         """
-        if not text:
-            return [], False
-        encoder = self.prompt_tokens.plain() if self.escape_special_tokens else self.tokenizer.backend_tokenizer
-        ids = encoder.encode(text, add_special_tokens=False).ids
-        return ids[:limit], len(ids) > limit
+        return self.prompt_tokens.cut(text, limit)
 
-    def grid(self, image: Image.Image) -> tuple[int, int, int]:
+    def grid(self, image: StoredImage) -> tuple[int, int, int]:
         """The (t, h, w) patch grid the image processor will produce, from the size alone."""
         from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
@@ -192,12 +193,27 @@ class LycheeBackend(Backend):
         )
         return (1, h // self._patch, w // self._patch)
 
+    def image_refusal(self, size: tuple[int, int]) -> str | None:
+        """Qwen-VL's resize refuses some shapes (an aspect ratio over 200): say so when the image is read."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        width, height = size
+        try:
+            smart_resize(
+                height, width, factor=self._patch * self._merge, min_pixels=self._min_pixels, max_pixels=self._max_pixels
+            )
+        except ValueError as exc:
+            return f"{width}x{height} pixels cannot be read by this model ({exc})"
+        return None
+
     def image_tokens(self, grid: tuple[int, int, int]) -> int:
         """Visual tokens an image of this patch grid becomes (after spatial merging)."""
         return grid[0] * grid[1] * grid[2] // self._merge**2
 
-    def _image_key(self, image: Image.Image, image_hash: str | None) -> Hashable:
-        return (image_hash or pixel_hash(image), self._min_pixels, self._max_pixels)
+    def _image_key(self, image: StoredImage, image_hash: str | None) -> Hashable:
+        if image_hash is None:
+            image_hash = pixel_hash(image.decode() if isinstance(image, ImageSource) else image)
+        return (image_hash, self._min_pixels, self._max_pixels)
 
     def prepare(self, index: int, query: Content, document: Content, instruction: str, query_truncated: bool) -> Pair:
         """Token ids (image pads expanded) of one pair's prompt.
@@ -209,21 +225,25 @@ class LycheeBackend(Backend):
         """
         instruction = instruction or DEFAULT_INSTRUCTION
         texts = {"instruction": (instruction, None)}
+        # A long text is cut by characters first (same first tokens, still over the limit), so
+        # a 50 MB document costs what its kept tokens cost, not a tokenization of 50 MB.
         if query.text:
-            texts["query"] = (query.text, self.max_query_tokens)
+            texts["query"] = (self.prompt_tokens.prefix(query.text, self.max_query_tokens), self.max_query_tokens)
         if document.text:
-            texts["document"] = (document.text, self.max_doc_tokens)
+            texts["document"] = (self.prompt_tokens.prefix(document.text, self.max_doc_tokens), self.max_doc_tokens)
 
         def template(markers: dict[str, str]) -> str:
-            q = Content(text=markers.get("query"), image=query.image)
-            d = Content(text=markers.get("document"), image=document.image)
+            # The stored images (not decoded: the template needs only where each one goes).
+            q = Content(text=markers.get("query"), image=query.raw_image)
+            d = Content(text=markers.get("document"), image=document.raw_image)
             prompt = build_messages(q, d, markers["instruction"], mode=self.scoring)
             return self.processor.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
 
         rendered = self.prompt_tokens.render(template, texts)
         ids, cut = self.prompt_tokens.encode(rendered)
-        images = [c.image for c in (query, document) if c.image is not None]
-        hashes = [c.image_hash for c in (query, document) if c.image is not None]
+        # Images stay as stored: decoded only when their batch is preprocessed (see _run_batches).
+        images = [c.raw_image for c in (query, document) if c.raw_image is not None]
+        hashes = [c.image_hash for c in (query, document) if c.raw_image is not None]
         keys = [self._image_key(im, h) for im, h in zip(images, hashes)]
         grids = [self.grid(im) for im in images]
         try:
@@ -299,7 +319,7 @@ class LycheeBackend(Backend):
 
         slots = self._prepare_all(query, documents, instruction, q_truncated)
         pairs = [p for p in slots if isinstance(p, Pair)]
-        self._run_call(pairs, int(query.image is not None), batch_size, progress)
+        self._run_call(pairs, int(query.has_image), batch_size, progress)
         return self._results(slots)
 
     def _prepare_all(
@@ -322,24 +342,36 @@ class LycheeBackend(Backend):
     def _run_call(
         self, pairs: list[Pair], n_query_images: int, batch_size: int, progress: ProgressCallback | None
     ) -> None:
-        """Score ``pairs`` as one call: their images preprocessed ahead on the helper threads, the
-        tokens they all share run once as a prefix (holding at most ``n_query_images`` images, the
-        query's own), then length-packed batches. Each result is stored on its pair."""
+        """Score ``pairs`` as one call: the tokens they all share run once as a prefix (holding at
+        most ``n_query_images`` images, the query's own), then length-packed batches. Each result
+        is stored on its pair."""
         call = _Call()
-        if self._fast and pairs:
-            self._start_preprocessing(pairs, call)
-            if self.prefix_cache and len(pairs) > 1:
-                call.prefix = self._build_prefix(pairs, call, n_query_images=n_query_images)
+        if self._fast and pairs and self.prefix_cache and len(pairs) > 1:
+            self._start_preprocessing(pairs[:1], call)
+            call.prefix = self._build_prefix(pairs, call, n_query_images=n_query_images)
         self._run_batches(pairs, call, batch_size, progress)
 
     def _run_batches(self, pairs: list[Pair], call: _Call, batch_size: int, progress: ProgressCallback | None) -> None:
-        """Score ``pairs`` in length-packed batches (continuing from ``call``'s prefix, if any)."""
+        """Score ``pairs`` in length-packed batches (continuing from ``call``'s prefix, if any).
+
+        Images are preprocessed on the helper threads :data:`PREPROCESS_AHEAD` batches ahead
+        (overlapping with model compute), and a batch's vision features are let go once no later
+        batch needs them: memory follows the batch, not the number of documents.
+        """
+        batches = self.batches(pairs, batch_size, call.prefix.length if call.prefix else 0)
+        last_use = {key: b for b, batch in enumerate(batches) for pair in batch for key in pair.keys}
         done = 0
-        for batch in self.batches(pairs, batch_size, call.prefix.length if call.prefix else 0):
+        for b, batch in enumerate(batches):
+            if self._fast:
+                for ahead in batches[b : b + PREPROCESS_AHEAD]:
+                    self._start_preprocessing(ahead, call)
             for pair, result in zip(batch, self._score_robust(batch, call)):
                 result.truncated = pair.truncated
                 result.tokens = pair.length
                 pair.result = result
+            for key in {k for pair in batch for k in pair.keys if last_use[k] == b}:
+                call.features.pop(key, None)
+                call.pending.pop(key, None)
             done += len(batch)
             if progress is not None:
                 progress(done, len(pairs))
@@ -360,7 +392,7 @@ class LycheeBackend(Backend):
         """
         merged: dict[tuple, list[int]] = {}
         for g, (query, _docs, instruction) in enumerate(groups):
-            key = (query.text, query.image_hash if query.image is not None else None, instruction)
+            key = (query.text, query.image_hash if query.has_image else None, instruction)
             merged.setdefault(key, []).append(g)
         if len(merged) == 1 or not self._fast:
             return self._score_merged(groups, list(merged.values()), batch_size, progress)
@@ -433,9 +465,10 @@ class LycheeBackend(Backend):
         ]
 
     # ------------------------------------------------------------------ vision features
-    def _preprocess(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
-        with quiet_processor_warnings():
-            out = self.processor.image_processor(images=[image], return_tensors="pt")
+    def _preprocess(self, image: StoredImage) -> tuple[torch.Tensor, torch.Tensor]:
+        # Decoded here, for this step only (under the process's pixel budget), then let go.
+        with pixels(image) as decoded, quiet_processor_warnings():
+            out = self.processor.image_processor(images=[decoded], return_tensors="pt")
         return out["pixel_values"], out["image_grid_thw"]
 
     def _start_preprocessing(self, pairs: list[Pair], call: _Call) -> None:
@@ -472,7 +505,7 @@ class LycheeBackend(Backend):
         out = self.model.model.get_image_features(pixels, grid)
         return list(out.pooler_output)
 
-    def image_features(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
+    def image_features(self, images: Sequence[StoredImage]) -> list[torch.Tensor]:
         """Vision-tower outputs for ``images``, uncached, with autograd when it is on.
 
         Fine-tuning calls it: with the vision tower trained, features must carry gradients
@@ -576,7 +609,11 @@ class LycheeBackend(Backend):
 
     # ------------------------------------------------------------------ processor path
     def _encode(self, batch: list[Pair]) -> Any:
-        images = [im for p in batch for im in p.images]
+        with ExitStack() as stack:  # the batch's pixels, decoded for the processor and let go after
+            images = [stack.enter_context(pixels(im)) for p in batch for im in p.images]
+            return self._encode_images(batch, images)
+
+    def _encode_images(self, batch: list[Pair], images: list[Image.Image]) -> Any:
         if self.family.fast_path:
             # Qwen-VL: the pair's own ids (escaped, cut by tokens) plus the image processor's
             # output are exactly what the processor would build from the text, minus re-tokenizing.

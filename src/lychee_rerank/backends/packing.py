@@ -13,6 +13,7 @@ from typing import Hashable, Sequence
 import torch
 from PIL import Image
 
+from ..inputs import ImageSource
 from ..results import PairScore
 
 
@@ -22,7 +23,8 @@ class Pair:
 
     index: int
     text: str
-    images: list[Image.Image]
+    images: list[Image.Image | ImageSource]
+    """As stored: an :class:`~lychee_rerank.inputs.ImageSource` is decoded when its batch is preprocessed."""
     keys: list[Hashable]
     grids: list[tuple[int, int, int]]
     ids: list[int]

