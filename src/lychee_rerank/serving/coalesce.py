@@ -5,6 +5,10 @@ job to run waits up to ``max_wait_ms`` (from its own arrival) for company, takes
 registered meanwhile (up to ``max_docs`` documents), and scores them together with
 :meth:`LycheeReranker.rerank_many`; the jobs of the requests it took find their results ready.
 Each response holds exactly its own documents' scores, the same as if it had run alone.
+
+Cancellation has one signal: each request's ``cancel`` event, set when the request gives up
+(its deadline passed, its client left). A pass reads it at every batch boundary and drops the
+requests that left; nothing else stops work.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import Any, Callable
 from ..engine import LycheeReranker
 from ..results import RerankResult
 
+ProgressCallback = Callable[[int, int], None]
 
-@dataclass
+
+@dataclass(eq=False)  # a slot is itself: compared by identity, never field by field
 class Slot:
     """One request's call, and later its results (or the exception it raised)."""
 
@@ -47,8 +53,13 @@ class Slot:
         return self.result
 
 
-class _Regroup(Exception):
-    """A shared pass stops because some (not all) of its requests gave up."""
+class _Left(Exception):
+    """Raised at a batch boundary of a pass once one of its requests gave up: the pass stops there."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"a request left after {done} of {total} pairs")
+        self.done = done
+        self.total = total
 
 
 class Coalescer:
@@ -74,24 +85,25 @@ class Coalescer:
         self,
         rr: LycheeReranker,
         slot: Slot,
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressCallback | None = None,
         cancelled: Callable[[int, int], BaseException] = lambda done, total: RuntimeError("cancelled"),
     ) -> tuple[list[RerankResult], int]:
         """On the model thread: this slot's results, and how many requests shared the pass.
 
-        The pass stops at its next batch once any request it serves has given up: with every
-        request gone it raises ``cancelled(done, total)``; otherwise the requests still waiting
-        are scored again without the ones that left, so abandoned work never holds the thread
-        for the others (it used to run to the end while any request of its pass was alive).
+        A request that gave up gets ``cancelled(done, total)`` (the pairs left unscored), at the
+        latest at the next batch boundary: abandoned work never holds the thread for the others.
         """
         if slot.done.is_set():
             return slot.get(), 0
-        if slot.cancel.is_set():  # its request gave up while queued: nothing to start
-            self.discard(slot)
-            raise cancelled(0, slot.size)
         wait = self.max_wait_s - (time.monotonic() - slot.arrived)
-        if wait > 0:
+        if wait > 0 and not slot.cancel.is_set():
             time.sleep(wait)
+        taken = self._take(slot)
+        self._serve(rr, taken, progress, cancelled)
+        return slot.get(), len(taken)
+
+    def _take(self, slot: Slot) -> list[Slot]:
+        """``slot`` and the requests still waiting, up to ``max_docs`` documents, off the queue."""
         with self._lock:
             taken, docs = [slot], slot.size
             for other in self._pending:
@@ -104,71 +116,48 @@ class Coalescer:
             for s in taken:
                 if s in self._pending:
                     self._pending.remove(s)
-        shared = len(taken)
-        while True:
-            gone = [s for s in taken if s.cancel.is_set()]
-            if gone:
-                # Requests that gave up leave the pass; the others are scored without them.
-                stop = cancelled(0, sum(s.size for s in gone))
-                for s in gone:
-                    s.settle(stop)
-                taken = [s for s in taken if s not in gone]
-            if not taken:
-                return slot.get(), shared  # raises: this slot gave up too
-            try:
-                outcomes = self._pass(rr, taken, progress, cancelled)
-            except _Regroup:
-                continue  # someone gave up mid-pass: run again for those still waiting
-            for s, outcome in zip(taken, outcomes):
-                s.settle(outcome)
-            return slot.get(), shared
+        return taken
 
-    def _pass(
-        self, rr: LycheeReranker, taken: list[Slot], progress: Callable[[int, int], None] | None,
+    def _serve(
+        self, rr: LycheeReranker, taken: list[Slot], progress: ProgressCallback | None,
         cancelled: Callable[[int, int], BaseException],
-    ) -> list[list[RerankResult] | BaseException]:
-        """Score ``taken`` in shared forward passes; stop at a batch boundary when any of them gives up.
+    ) -> None:
+        """Score ``taken`` in shared passes until every slot is settled.
 
-        Every request gone: ``cancelled(done, total)`` is raised and every slot settled with it.
-        Some gone: :class:`_Regroup` is raised, and the caller runs the rest again without them
-        (a pair's score does not depend on its batch-mates, so nothing changes for them).
+        A request that gave up leaves the pass at the next batch boundary and the others run
+        again without it (a pair's score does not depend on its batch-mates). A pass that fails
+        is run again one request at a time, so only the failing request gets the error.
         """
+        while taken:
+            gone = [s for s in taken if s.cancel.is_set()]
+            for s in gone:
+                s.settle(cancelled(0, s.size))
+            taken = [s for s in taken if s not in gone]
+            if not taken:
+                return
 
-        def on_batch(done: int, total: int) -> None:
-            if progress is not None:
-                progress(done, total)
-            flags = [s.cancel.is_set() for s in taken]
-            if all(flags):
-                raise cancelled(done, total)
-            if any(flags):
-                raise _Regroup()
-
-        try:
-            return rr.rerank_many([s.call for s in taken], batch_size=self.batch_size, progress=on_batch)
-        except _Regroup:
-            raise
-        except BaseException as exc:
-            if len(taken) == 1 or all(s.cancel.is_set() for s in taken):
-                for s in taken:  # settle everyone, or their requests would wait forever
-                    s.settle(exc)
-                raise
-        # One request's failure must not sink the others it shared the pass with: each live
-        # request is scored again on its own, and only the failing one gets the error.
-        outcomes: list[list[RerankResult] | BaseException] = []
-        for s in taken:
-            if s.cancel.is_set():
-                outcomes.append(cancelled(0, s.size))
-                continue
-            single = [s]
-
-            def own_batch(done: int, total: int, single: list[Slot] = single) -> None:
+            def on_batch(done: int, total: int, taken: list[Slot] = taken) -> None:
                 if progress is not None:
                     progress(done, total)
-                if single[0].cancel.is_set():
-                    raise cancelled(done, total)
+                if any(s.cancel.is_set() for s in taken):
+                    raise _Left(done, total)
 
             try:
-                outcomes.extend(rr.rerank_many([s.call], batch_size=self.batch_size, progress=own_batch))
-            except BaseException as own:  # noqa: BLE001 - reported in that request's slot
-                outcomes.append(own)
-        return outcomes
+                outcomes = rr.rerank_many([s.call for s in taken], batch_size=self.batch_size, progress=on_batch)
+            except _Left as left:
+                if all(s.cancel.is_set() for s in taken):  # all of them: count what the pass had left
+                    stop = cancelled(left.done, left.total)
+                    for s in taken:
+                        s.settle(stop)
+                    return
+                continue
+            except BaseException as exc:  # noqa: BLE001 - settled on the slots; their requests raise it
+                if len(taken) == 1:
+                    taken[0].settle(exc)
+                    return
+                for s in taken:
+                    self._serve(rr, [s], progress, cancelled)
+                return
+            for s, outcome in zip(taken, outcomes):
+                s.settle(outcome)
+            return

@@ -138,7 +138,8 @@ class RerankService:
         """Read and decode the request's inputs off the event loop, within the request's deadline."""
         try:
             return await asyncio.wait_for(
-                run_in_threadpool(self.reader.prepare, rr, query, documents), self.deadline_left(t0)
+                run_in_threadpool(self.reader.prepare, rr, query, documents, t0 + self.settings.request_timeout_s),
+                self.deadline_left(t0),
             )
         except LimitExceeded as exc:
             self.metrics.errors.labels("limit").inc()
@@ -148,12 +149,17 @@ class RerankService:
         except asyncio.TimeoutError:
             raise self.timeout_error(t0) from None
 
-    async def on_model(self, route: str, t0: float, job: Callable[[threading.Event], Any]) -> Any:
-        """Run ``job`` on the model thread; a full queue is 503, a passed deadline 504."""
+    async def on_model(
+        self, route: str, t0: float, job: Callable[[threading.Event], Any], cancel: threading.Event | None = None,
+    ) -> Any:
+        """Run ``job(cancel)`` on the model thread; a full queue is 503, a passed deadline 504.
+
+        ``cancel`` is the request's cancel signal (see :meth:`ModelWorker.run`): set once the
+        request gives up, read by the job at its batch boundaries."""
         worker = self.worker
         try:
             began = time.perf_counter()
-            result = await self.until_client_gone(worker.run(job, self.deadline_left(t0)))
+            result = await self.until_client_gone(worker.run(job, self.deadline_left(t0), cancel))
             self.metrics.model_latency.labels(route).observe(time.perf_counter() - began)
             return result
         except Overloaded:
@@ -166,8 +172,8 @@ class RerankService:
             raise self.timeout_error(t0) from None
 
     async def until_client_gone(self, work: Any) -> Any:
-        """Await ``work``; if the client disconnects first, stop waiting (499) so the request's
-        ``finally`` marks its work abandoned and the model stops at its next batch boundary."""
+        """Await ``work``; if the client disconnects first, stop waiting (499): the cancelled wait
+        sets the request's cancel signal and the model stops at its next batch boundary."""
         task = asyncio.ensure_future(work)
         watch = asyncio.ensure_future(client_gone())
         watch.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failed watch is no news
@@ -181,23 +187,31 @@ class RerankService:
         self.metrics.errors.labels("client_gone").inc()
         raise ApiError(499, "client_closed_request", "the client closed the connection before the answer")
 
-    def batch_observer(self, cancel: threading.Event) -> Callable[[int, int], None]:
-        """Progress callback: records each forward pass's size; stops a job whose request gave up."""
+    def batch_recorder(self) -> Callable[[int, int], None]:
+        """Progress callback recording each forward pass's size."""
         last = 0
 
-        def progress(done: int, total: int) -> None:
+        def record(done: int, total: int) -> None:
             nonlocal last
             self.metrics.batch_size.observe(max(done - last, 0))
             last = done
+
+        return record
+
+    def batch_observer(self, cancel: threading.Event) -> Callable[[int, int], None]:
+        """Progress callback of a job run alone: records each pass, stops once ``cancel`` is set."""
+        record = self.batch_recorder()
+
+        def progress(done: int, total: int) -> None:
+            record(done, total)
             if cancel.is_set():
-                self.metrics.abandoned_jobs.inc()
-                self.metrics.abandoned_pairs.inc(max(total - done, 0))
-                raise Cancelled()
+                raise self.abandoned(done, total)
 
         return progress
 
     def abandoned(self, done: int, total: int) -> BaseException:
-        """What a shared pass raises at a batch boundary once every request it serves gave up."""
+        """Counted when a request's work stops because it gave up, with the pairs it left unscored;
+        the exception its job ends with."""
         self.metrics.abandoned_jobs.inc()
         self.metrics.abandoned_pairs.inc(max(total - done, 0))
         return Cancelled()
@@ -229,28 +243,26 @@ class RerankService:
         if not valid:
             return merge_results([], valid, prepared.failures)
         # Micro-batching: concurrent requests arriving within max_wait_ms share forward passes.
+        # The request's cancel signal goes with its slot: a pass drops the slot once it is set.
+        cancel = threading.Event()
         slot = coalescer.add(
             {"query": prepared.query, "documents": [prepared.contents[i] for i in valid], "instruction": instruction},
-            threading.Event(),
+            cancel,
         )
 
         def job(cancel: threading.Event) -> list[RerankResult]:
             stats = rr.backend.stats
             oom_before = stats.get("oom_backoffs", 0)
-            # A merged pass serves several requests: one request's timeout does not stop it (that
-            # request still gets its 504 on time); it stops once all of them have given up.
-            results, shared = coalescer.run(rr, slot, progress=self.batch_observer(threading.Event()), cancelled=self.abandoned)
+            results, shared = coalescer.run(rr, slot, progress=self.batch_recorder(), cancelled=self.abandoned)
             if shared:
                 metrics.coalesced.observe(shared)
             metrics.oom_backoffs.inc(stats.get("oom_backoffs", 0) - oom_before)
             return results
 
         try:
-            scored = await self.on_model(route, t0, job)
+            scored = await self.on_model(route, t0, job, cancel)
         finally:
-            if not slot.done.is_set():  # timed out or failed: nobody waits for this slot any more
-                slot.cancel.set()
-                coalescer.discard(slot)
+            coalescer.discard(slot)  # still queued if it gave up: no pass may take it now
         results = merge_results(scored, valid, prepared.failures)
         failed = sum(1 for r in results if r.error is not None)
         if failed:

@@ -47,18 +47,21 @@ class ModelWorker:
             self._admitted -= 1
             self.metrics.queue_depth.set(self._admitted)
 
-    async def run(self, job: Callable[[threading.Event], T], timeout_s: float) -> T:
-        """Run ``job(cancel_event)`` on the model thread, within ``timeout_s`` seconds.
+    async def run(self, job: Callable[[threading.Event], T], timeout_s: float, cancel: threading.Event | None = None) -> T:
+        """Run ``job(cancel)`` on the model thread, within ``timeout_s`` seconds.
 
-        A job that times out keeps its slot until it really stops (at its next batch boundary,
-        when it checks ``cancel_event``), so the queue depth always reflects the model's load.
+        ``cancel`` is the request's one cancel signal (a new one if not given): it is set here
+        when the request gives up (its deadline passes, or this wait is cancelled because the
+        client left), and a job still queued then never starts. A job that runs checks it at
+        its batch boundaries and keeps its place in the queue until it really stops, so the
+        queue depth always reflects the model's load.
         """
         with self._lock:
             if self._admitted >= self.max_queue:
                 raise Overloaded()
             self._admitted += 1
             self.metrics.queue_depth.set(self._admitted)
-        cancel = threading.Event()
+        cancel = cancel if cancel is not None else threading.Event()
 
         def guarded() -> T:
             try:
@@ -80,10 +83,9 @@ class ModelWorker:
             # shield: cancelling the waiter must not drop a queued job, whose finally frees the slot.
             return await asyncio.wait_for(asyncio.shield(future), timeout=max(timeout_s, 0.0))
         except asyncio.TimeoutError:
-            cancel.set()
             raise RequestTimeout() from None
         finally:
-            if not future.done():
+            if not future.done():  # timed out, or this wait was cancelled: the request gave up
                 cancel.set()
 
     def shutdown(self) -> None:

