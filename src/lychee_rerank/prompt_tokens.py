@@ -15,6 +15,12 @@ Two things a plain ``tokenizer(prompt_text)`` gets wrong for a reranker:
 Ordinary text costs nothing: when no user text holds an added-token string and nothing is cut,
 the ids come from the tokenizer on the whole prompt, exactly as before. (Even on the escaped
 path the split points are the template's added tokens, where the tokenizer splits anyway.)
+
+* **Long texts.** Tokenizing costs time and memory in the length of the text (a 1 M-character
+  Chinese document: ~1 GB), though only the first ``limit`` tokens are kept. So a text over its
+  limit is first cut by characters (:meth:`PromptTokenizer.prefix`), to a prefix whose first
+  ``limit`` tokens are exactly those of the whole text, and which still has more (so it is
+  still reported as cut).
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
+
+
+#: Characters per token of the first guess at a prefix holding ``limit`` tokens (it doubles from there).
+CHARS_PER_TOKEN_GUESS = 4
+#: Tokens a prefix keeps past the limit: the template may merge the text's first character with its own.
+CUT_SPARE_TOKENS = 8
+#: Characters a prefix keeps after its last counted token: the word straddling the cut never decides them.
+CUT_SPARE_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -99,8 +113,40 @@ class PromptTokenizer:
         """Tokens of a user text on its own, as this tokenizer (escaped or not) reads it."""
         if not text:
             return 0
-        encoder = self.plain() if self.escape else self.backend
-        return len(encoder.encode(text, add_special_tokens=False).ids)
+        return len(self._user_encoder().encode(text, add_special_tokens=False).ids)
+
+    def prefix(self, text: str, limit: Optional[int]) -> str:
+        """``text``, or a prefix of it whose first ``limit`` tokens are those of the whole text and
+        which still has more than ``limit``, so that cutting it by tokens gives the same ids and flag.
+
+        Only a bounded prefix is ever tokenized. Why the tokens agree: pre-tokenization splits
+        words with a regex that looks at most one character ahead, and BPE merges within a word,
+        so a token ending :data:`CUT_SPARE_CHARS` before the cut does not depend on what follows
+        the cut. The prefix starts at :data:`CHARS_PER_TOKEN_GUESS` characters a token and doubles
+        until it has ``limit +`` :data:`CUT_SPARE_TOKENS` such tokens, or is the whole text.
+        """
+        if limit is None:
+            return text
+        want = limit + CUT_SPARE_TOKENS
+        n = CHARS_PER_TOKEN_GUESS * want + CUT_SPARE_CHARS
+        encoder = self._user_encoder()
+        while n < len(text):
+            offsets = encoder.encode(text[:n], add_special_tokens=False).offsets
+            if len(offsets) >= want and offsets[want - 1][1] <= n - CUT_SPARE_CHARS:
+                return text[:n]
+            n *= 2
+        return text
+
+    def cut(self, text: Optional[str], limit: int) -> tuple[list[int], bool]:
+        """The token ids of a user text on its own, cut to ``limit``, and whether they were cut."""
+        if not text:
+            return [], False
+        ids = self._user_encoder().encode(self.prefix(text, limit), add_special_tokens=False).ids
+        return ids[:limit], len(ids) > limit
+
+    def _user_encoder(self) -> Any:
+        """How user text is read: without added tokens when escaping (see :meth:`plain`)."""
+        return self.plain() if self.escape else self.backend
 
     def encode(self, rendered: Rendered) -> tuple[list[int], list[bool]]:
         """Token ids of the prompt and, per span, whether it was cut to its limit."""

@@ -83,7 +83,8 @@ def check_output(records: list[dict], truth: dict[Any, dict[int, tuple[float, bo
             assert ("error" in got[index]) == failed
         assert sorted(r["rank"] for r in record["results"]) == list(range(1, len(scores) + 1))
     assert "error" in by_id[json.dumps("empty")]
-    assert any(k.startswith('"<line') and "error" in r for k, r in by_id.items())
+    # The line that is not JSON: no usable id, so null and where it was (never a name a user could use).
+    assert any(r["query_id"] is None and r["where"].startswith("line ") and "error" in r for r in records)
     assert len(records) == len(truth) + 2
     assert any("error" in r for r in by_id[json.dumps("q3")]["results"])
 
@@ -179,7 +180,8 @@ def test_parquet_in_and_out(tmp_path, reranker, image_files) -> None:
 
 
 def test_invalid_utf8_fails_its_record_only(tmp_path, reranker) -> None:
-    """One invalid UTF-8 byte (issue 13, item 10): that record's error line, every other record written."""
+    """One invalid UTF-8 byte (issue 13, item 10): that record's error line, every other record written.
+    Its query_id is readable, so it is kept (issue 20, item 16)."""
     good = [{"query_id": f"g{i}", "query": f"topic {i} 猫", "candidates": [f"text {i} 一只黑猫", "other"]} for i in range(3)]
     raw = [json.dumps(r, ensure_ascii=False).encode("utf-8") for r in good]
     bad = b'{"query_id": "bad", "query": "caf\xe9", "candidates": ["x"]}'  # latin-1 e-acute: invalid UTF-8
@@ -188,8 +190,8 @@ def test_invalid_utf8_fails_its_record_only(tmp_path, reranker) -> None:
     out = tmp_path / "out.jsonl"
     summary = run_batch(src, out, local=True, reranker=reranker)
     records = {r["query_id"]: r for r in read_output(out)}
-    assert sorted(records) == ["<line 2>", "g0", "g1", "g2"]
-    assert "not valid UTF-8" in records["<line 2>"]["error"] and "0xe9" in records["<line 2>"]["error"]
+    assert sorted(records) == ["bad", "g0", "g1", "g2"]
+    assert records["bad"]["error"] == "line 2: not valid UTF-8 (byte 0xe9 at column 34)"
     assert summary.query_errors == 1
     for i in range(3):
         lib = {x.index: x.score for x in reranker.rerank(f"topic {i} 猫", [f"text {i} 一只黑猫", "other"])}

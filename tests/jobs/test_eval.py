@@ -165,3 +165,19 @@ def test_a_corrupt_gallery_file_is_reported_not_fatal(tmp_path):
     report = evaluate(LycheeReranker(LiteBackend(cache_dir=tmp_path / "cache")), labelled, tmp_path)
     assert report.documents == 2 and report.queries[0].ranking[0] == "red.png"
     assert report.queries[0].ranking[-1] == "broken.png"  # scored 0 with its error, ranked last
+
+
+def test_load_queries_keeps_unicode_line_separators_inside_a_query(tmp_path):
+    """A U+2028 or U+0085 inside a JSON string is text: it neither splits the record nor shifts
+    the line numbers that errors name (``str.splitlines`` broke at both)."""
+    rows = [
+        {"id": "a", "query": "red\u2028car", "relevant": {"x.jpg": 1}},
+        {"id": "b", "query": "blue\x85boat\x0cnow", "relevant": {"y.jpg": 1}},
+    ]
+    good = tmp_path / "q.jsonl"
+    good.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    assert [r["query"] for r in load_queries(good)] == ["red\u2028car", "blue\x85boat\x0cnow"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text(encoding="utf-8") + json.dumps({"query": "q"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.jsonl:3: 'relevant'"):
+        load_queries(bad)

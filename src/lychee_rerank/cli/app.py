@@ -12,24 +12,49 @@ import json
 import logging
 import os
 import sys
+from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..config import RerankerConfig
 from ..inputs import InputError, is_image_path, to_query
+from ..lines import check_readable_stream, text_lines
 from ..prompt import load_templates
 from ..results import RerankResult, to_csv, to_json, to_jsonl
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal reranking with lychee-rerank-mm.")
 err = Console(stderr=True, soft_wrap=True)  # soft_wrap: a notice stays one line
 PROGRESS_MIN_DOCS = 6
+
+
+# User text (queries, documents, paths, templates, errors quoting them) is never Rich markup:
+# "[/INST]" must not raise MarkupError nor "[quote]x[/quote]" print "x", so it goes out as Text.
+def say(message: Any, style: str = "", label: str = "") -> None:
+    """One stderr line printed as is: ``label:`` (or the whole line) in ``style``, no markup, no emoji codes."""
+    if label:
+        err.print(Text.assemble((f"{label}:", style), " ", str(message)))
+    else:
+        err.print(Text(str(message), style=style))
+
+
+def fail(message: Any) -> None:
+    say(message, "red", "error")
+
+
+def warn(message: Any) -> None:
+    say(message, "yellow", "warning")
+
+
+def cell(value: Any) -> Text:
+    """A table cell holding user text, printed literally."""
+    return Text("" if value is None else str(value))
 
 
 class OutputFormat(str, Enum):
@@ -58,7 +83,7 @@ def expand_documents(docs: list[str], as_text: bool) -> list[Any]:
         elif any(ch in arg for ch in "*?["):
             matches = sorted(Path(m) for m in glob.glob(arg) if Path(m).is_file())
             if not matches:
-                err.print(f"[yellow]warning:[/] no file matches {arg!r}")
+                warn(f"no file matches {arg!r}")
             out.extend(matches)
         else:
             out.append(path)  # reported as "image file not found" in its own record
@@ -66,8 +91,25 @@ def expand_documents(docs: list[str], as_text: bool) -> list[Any]:
 
 
 def read_docs_file(path: str) -> list[str]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    """One document per ``\\n``-separated line (blank lines skipped).
+
+    Form feeds, U+2028 and the other characters ``str.splitlines`` breaks at stay inside their
+    document, so document N is still the N-th non-blank line of the file.
+    """
+    where = "stdin" if path == "-" else path
+    try:
+        if path != "-":
+            check_readable_stream(path, "--docs-file")
+        with (nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb")) as fh:
+            docs = []
+            for number, text, problem in text_lines(fh):
+                if problem:
+                    raise ValueError(f"--docs-file {where}, line {number}: {problem}")
+                if text.strip():
+                    docs.append(text.strip())
+            return docs
+    except OSError as exc:
+        raise ValueError(f"cannot read --docs-file {where}: {exc.strerror or exc}") from None
 
 
 def render(results: list[RerankResult], fmt: OutputFormat, scale: float) -> str:
@@ -85,7 +127,7 @@ def render(results: list[RerankResult], fmt: OutputFormat, scale: float) -> str:
         score = f"{'≈' if r.tie else ''}{r.score:.{digits}f}"
         logits = f"{r.yes_logit:.2f} / {r.no_logit:.2f}" if r.yes_logit is not None else (r.raw_output or evidence_summary(r.evidence))
         note = r.error or ("truncated" if r.truncated else "")
-        table.add_row(str(r.rank), score, r.source or "", logits, note)
+        table.add_row(str(r.rank), score, cell(r.source), cell(logits), cell(note))
     buf = io.StringIO()
     Console(file=buf, width=120, force_terminal=False).print(table)
     return buf.getvalue().rstrip("\n")
@@ -138,19 +180,14 @@ def rerank(
     """Rerank documents (images, texts, or both) against a query."""
     if instruction is not None and template is not None:
         raise typer.BadParameter("give --instruction or --template, not both")
-    documents: list[Any] = expand_documents(docs or [], as_text)
-    if docs_file:
-        documents.extend(read_docs_file(docs_file))
-    if not documents:
-        err.print("[red]error:[/] no documents: pass image paths, a directory, a glob, --text DOCS or --docs-file FILE")
-        raise typer.Exit(2)
+    documents = _gather_documents(docs or [], as_text, docs_file)
     query_input: Any = query
     if query_image is not None:
         query_input = {"text": query or None, "image": query_image}
     try:
         to_query(query_input)  # fail fast, before seconds of model loading
     except InputError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        fail(exc)
         raise typer.Exit(2)
     rr = _load_reranker(backend, model, device=device, dtype=dtype, attn=attn, max_pixels=max_pixels,
                         scoring=scoring.value, adapter=adapter, templates_file=templates_file,
@@ -174,17 +211,32 @@ def rerank(
                 score_threshold=threshold, batch_size=batch_size, scale=scale, normalize=normalize,
             )
     except (InputError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        fail(exc)
         raise typer.Exit(2)
     failed = sum(1 for r in results if r.error)
     typer.echo(render(results, fmt, scale))
     # Failed documents are always kept in the results (never cut by --top-k or --threshold),
     # so every document failing means nothing was scored: a script must see that as failure.
     if failed == len(documents):
-        err.print(f"[red]error:[/] none of the {failed} document(s) could be scored; see the error column")
+        fail(f"none of the {failed} document(s) could be scored; see the error column")
         raise typer.Exit(1)
     if failed:
-        err.print(f"[yellow]{failed} document(s) could not be scored; see the error column[/]")
+        say(f"{failed} document(s) could not be scored; see the error column", "yellow")
+
+
+def _gather_documents(docs: list[str], as_text: bool, docs_file: Optional[str]) -> list[Any]:
+    """DOC arguments, then the lines of --docs-file; exit 2 with one line when there are none."""
+    documents: list[Any] = expand_documents(docs, as_text)
+    if docs_file:
+        try:
+            documents.extend(read_docs_file(docs_file))
+        except ValueError as exc:
+            fail(exc)
+            raise typer.Exit(2)
+    if not documents:
+        fail("no documents: pass image paths, a directory, a glob, --text DOCS or --docs-file FILE")
+        raise typer.Exit(2)
+    return documents
 
 
 def _load_reranker(
@@ -208,16 +260,16 @@ def load_reranker(config: RerankerConfig) -> Any:
     try:
         backends.choose(config.backend, config.model)
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        fail(exc)
         raise typer.Exit(2)
     _quiet_libraries()  # imports transformers: only once a backend is about to load
     try:
-        rr = LycheeReranker.from_config(config, notice=lambda line: err.print(f"[yellow]{line}[/]"))
+        rr = LycheeReranker.from_config(config, notice=lambda line: say(line, "yellow"))
     except (OSError, ValueError, ImportError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+        fail(exc)
         raise typer.Exit(1)
     info = rr.info
-    err.print(f"[dim]{info['backend']}: {info['model']} on {info['device']} · {info['dtype']} · {info['attn_implementation']}[/]")
+    say(f"{info['backend']}: {info['model']} on {info['device']} · {info['dtype']} · {info['attn_implementation']}", "dim")
     return rr
 
 
@@ -244,17 +296,17 @@ def analyze(
 
     q: Any = {"text": query or None, "image": query_image} if query_image else query
     kind, d = _analyze_document(document, doc_image, as_text)
-    err.print(f"[dim]document: {kind}[/]")
+    say(f"document: {kind}", "dim")
     try:
         to_query(q)
         instruction_used = resolve_instruction(instruction, template)
     except (InputError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        fail(exc)
         raise typer.Exit(2)
     rr = _load_reranker(backend, model, adapter=adapter)
     result = rr.rerank(q, [d], instruction=instruction_used)[0]
     if result.error:
-        err.print(f"[red]error:[/] {result.error}")
+        fail(result.error)
         raise typer.Exit(2)
     prompt = rr.backend.render_prompt(rr.to_query(q), to_content(d), instruction_used)
     data = {
@@ -284,7 +336,7 @@ def _analyze_document(document: str, doc_image: Optional[Path], as_text: bool) -
     if path is not None and not as_text and is_image_path(path):
         if path.is_file():
             return f"image {document} (--text to score the path as text)", path
-        err.print(f"[yellow]warning:[/] no image file {document!r}; scoring it as text")
+        warn(f"no image file {document!r}; scoring it as text")
     return "text", document
 
 
@@ -321,7 +373,7 @@ def ui(
         "--server.port", str(port), "--server.address", host, "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "64", "--client.toolbarMode", "viewer",
     ]
-    err.print(f"[dim]lychee ui: http://{host}:{port}[/]")
+    say(f"lychee ui: http://{host}:{port}", "dim")
     sys.stdout.flush()
     sys.stderr.flush()
     # Become Streamlit (no child process): a signal sent to `lychee ui` reaches the server itself,
@@ -348,5 +400,5 @@ def main() -> None:
     try:
         app()
     except MissingExtra as exc:  # one line, not a traceback: it says what to install
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+        fail(exc)
         raise SystemExit(1) from None

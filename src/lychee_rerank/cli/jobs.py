@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import RerankerConfig
-from .app import _quiet_libraries, app, err, load_reranker
+from .app import _quiet_libraries, app, cell, fail, load_reranker, say
 
 
 def system_config(spec: str, cache_dir: Optional[Path] = None) -> RerankerConfig:
@@ -66,12 +66,12 @@ def eval_command(
     for i, (spec, config) in enumerate(configs):
         report = ev.evaluate(load_reranker(config), file, images, split=split)
         if per_query and not as_json:
-            err.print(ev.format_report(report))
+            say(ev.format_report(report))
         set_rows, scores, labels = ev.metric_rows(report, queries, k)
         rows.extend({"system": spec, **row} for row in set_rows)
         png = pr_curve if len(configs) == 1 else pr_curve.with_name(f"{pr_curve.stem}-{i + 1}{pr_curve.suffix}")
         thresholds[spec] = write_pr_curve(png, scores, labels)
-        err.print(f"[dim]{spec}: precision-recall curve written to {png}[/]")
+        say(f"{spec}: precision-recall curve written to {png}", "dim")
     if as_json:
         typer.echo(json.dumps({"metrics": rows, "thresholds": {s: [vars(r) for r in t] for s, t in thresholds.items()}},
                               ensure_ascii=False, indent=2, default=str))
@@ -85,16 +85,16 @@ def print_eval_tables(rows: list[dict[str, Any]], thresholds: dict[str, list[Any
     for col in rows[0]:
         table.add_column(col, justify="left" if col in ("system", "set") else "right")
     for row in rows:
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+        table.add_row(*(cell(f"{v:.3f}" if isinstance(v, float) else v) for v in row.values()))
     out = Console(width=140)
     out.print(table)
     for spec, trs in thresholds.items():
-        t = Table(title=f"score_threshold choices ({spec})", show_edge=False)
+        t = Table(title=cell(f"score_threshold choices ({spec})"), show_edge=False)
         for col in ("name", "rule", "threshold", "precision", "recall", "F1", "kept", "note"):
             t.add_column(col)
         for r in trs:
             fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
-            t.add_row(r.name, r.rule, fmt(r.threshold), fmt(r.precision), fmt(r.recall), fmt(r.f1), fmt(r.kept), r.note)
+            t.add_row(*map(cell, (r.name, r.rule, fmt(r.threshold), fmt(r.precision), fmt(r.recall), fmt(r.f1), fmt(r.kept), r.note)))
         out.print(t)
 
 
@@ -127,7 +127,7 @@ def batch(
     try:
         backends.choose(backend, model)
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        fail(exc)
         raise typer.Exit(2)
     _quiet_libraries()
     spec = RerankerConfig(backend=backend, model=model, adapter=adapter, device=device, dtype=dtype)
@@ -138,7 +138,7 @@ def batch(
             queries_per_batch=queries_per_batch, ray_address=address, progress=stderr_progress,
         )
     except (OSError, ValueError, ImportError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        fail(exc)
         raise typer.Exit(1)
     if summary.errors:
-        err.print(f"[yellow]{summary.errors} error(s) written to {output_path} (records with an 'error' field)[/]")
+        say(f"{summary.errors} error(s) written to {output_path} (records with an 'error' field)", "yellow")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .app import _quiet_libraries, app, err
+from .app import _quiet_libraries, app, err, fail, say
 
 
 @app.command()
@@ -48,7 +48,7 @@ def finetune(
     from ..training.finetune import finetune as run_finetune
 
     if not model:
-        err.print("[red]error:[/] no base model: pass --model PATH_OR_HUB_ID or set LYCHEE_MODEL")
+        fail("no base model: pass --model PATH_OR_HUB_ID or set LYCHEE_MODEL")
         raise typer.Exit(2)
     _quiet_libraries()
     try:
@@ -60,15 +60,13 @@ def finetune(
             device=device, dtype=dtype, progress=True,
         )
     except (OSError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        fail(exc)
         raise typer.Exit(1)
     if report.resumed_from_step is not None:
         err.print(f"[dim]resumed from step {report.resumed_from_step}[/]")
     if report.bad_records:
-        err.print(
-            f"[yellow]{len(report.bad_records)} bad record(s) skipped[/] (file:line and reason in "
-            f"{output / 'finetune_report.json'})"
-        )
+        say(f"{len(report.bad_records)} bad record(s) skipped (file:line and reason in {output / 'finetune_report.json'})",
+            "yellow")
     table = Table(show_edge=False, title="held-out evaluation")
     for col in ("step", "epoch", "loss", "accuracy", "MRR"):
         table.add_column(col, justify="right")
@@ -83,4 +81,4 @@ def finetune(
         f"{report.trainable_parameters:,} trainable parameters"
     )
     typer.echo(str(output))
-    err.print(f"[dim]use it: lychee rerank --model {model} --adapter {output} QUERY DOCS...[/]")
+    say(f"use it: lychee rerank --model {model} --adapter {output} QUERY DOCS...", "dim")

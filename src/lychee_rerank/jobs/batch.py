@@ -6,10 +6,14 @@ order, so a candidate's ``index`` is its position among that query's candidates.
 inside ``{"text", "image"}`` mappings are resolved against the input file's folder.
 
 Output (JSONL): one line per query, ``{query_id, results: [{index, score, rank, error?}]}``,
-or ``{query_id, error}`` when the query itself is unusable. Each line is written whole and
-flushed, so a rerun after a crash reads the output, drops a truncated last line, skips the
-query_ids already there and appends the rest: nothing lost, nothing duplicated. A ``.parquet``
-OUTPUT is assembled from a ``.partial.jsonl`` sidecar (the resumable part) at the end.
+or ``{query_id, error}`` when the query itself is unusable. A record without a usable
+``query_id`` (none, not JSON, NaN, bytes that are not UTF-8 inside it) is written as
+``{query_id: null, where: "line 7", error}``: a generated name could equal a real user id.
+Each line is written whole and flushed, so a rerun after a crash reads the output, drops a
+truncated last line, skips the query_ids already there and appends the rest: nothing lost,
+nothing duplicated. A ``.parquet`` OUTPUT is assembled from a ``.partial.jsonl`` sidecar (the
+resumable part) at the end. An OUTPUT that is not a regular file (``/dev/stdout``, a pipe,
+``/dev/null``) is a stream: written record by record, never read back, so never resumed.
 
 The same :func:`score_payloads` runs in both modes: ``local=True`` calls it in this process;
 otherwise Ray Data ``map_batches`` calls it in a pool of actors, one reranker per actor.
@@ -23,11 +27,13 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TextIO
 
 from ..config import RerankerConfig
+from ..lines import check_readable_stream, decode, raw_lines, stream_kind
 
 #: Seconds between progress lines on stderr.
 PROGRESS_EVERY_S = 2.0
@@ -93,6 +99,25 @@ def _key(query_id: Any) -> str:
     return json.dumps(query_id, sort_keys=True, ensure_ascii=False)
 
 
+def _record_key(record: Mapping[str, Any]) -> str:
+    """The key of a payload or output record. Records without a usable id are keyed by ``where``
+    (``line 7``), which is never the JSON text of any id: the two cannot collide."""
+    if record.get("query_id") is None and record.get("where"):
+        return str(record["where"])
+    return _key(record.get("query_id"))
+
+
+def _id_problem(query_id: Any) -> Optional[str]:
+    """Why a query_id cannot be written back exactly as given (valid UTF-8 JSON), or ``None``."""
+    try:
+        json.dumps(query_id, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8, or a lone surrogate escape (a ValueError too)
+        return "query_id is not valid UTF-8 text"
+    except ValueError:  # NaN, Infinity (1e999): not JSON
+        return f"query_id {query_id!r} is not valid JSON (use a string or a finite number)"
+    return None
+
+
 def _resolve(obj: Any, base_dir: Path) -> Any:
     """Make relative image paths in mappings relative to the input file, not the cwd."""
     if isinstance(obj, Mapping) and isinstance(obj.get("image"), str):
@@ -102,8 +127,8 @@ def _resolve(obj: Any, base_dir: Path) -> Any:
     return obj
 
 
-def _raw_records(path: Path) -> Iterator[tuple[str, Any]]:
-    """(where, record or exception) for each input record: ``line N`` or ``row N``."""
+def _raw_records(path: Path) -> Iterator[tuple[str, Any, Optional[str]]]:
+    """(where, record or ``None``, problem) for each input record: ``line N`` or ``row N``."""
     if path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
@@ -111,45 +136,57 @@ def _raw_records(path: Path) -> Iterator[tuple[str, Any]]:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
             for record in batch.to_pylist():
                 row += 1
-                yield f"row {row}", record
+                yield f"row {row}", record, None
         return
-    # Bytes, decoded line by line: one invalid UTF-8 byte fails its own record, not the job.
+    check_readable_stream(path, "INPUT")
+    # Bytes, line by line, of bounded length: an endless line fails its own record, not the
+    # machine. Decoded leniently: a record with bytes that are not UTF-8 keeps its readable
+    # query_id and gets those bytes as its error.
     with path.open("rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield f"line {n}", ValueError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+        for line in raw_lines(fh):
+            where = f"line {line.number}"
+            if line.data is None:
+                yield where, None, line.too_long()
                 continue
-            if not line.strip():
+            text, bad_bytes = decode(line.data)
+            if not text.strip():
                 continue
             try:
-                yield f"line {n}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield f"line {n}", ValueError(f"not JSON: {exc.msg}")
+                record = json.loads(text)
+            except (ValueError, RecursionError) as exc:  # RecursionError: [[[[...]]]] nested too deep
+                reason = f"not JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "not JSON: nested too deep"
+                yield where, None, "; ".join(filter(None, (bad_bytes, reason)))
+                continue
+            yield where, record, bad_bytes
 
 
 def read_queries(path: str | Path) -> list[dict[str, Any]]:
     """Group the input into query payloads ``{query_id, query, candidates}`` or ``{query_id, error}``.
 
-    A record that cannot be used gets a payload with ``error`` (written as such, never dropped);
-    without a ``query_id`` it is named after its place in the file (``"<line 7>"``).
+    A record that cannot be used gets a payload with ``error`` (written as such, never dropped).
+    One without a usable ``query_id`` is ``{query_id: None, where: "line 7", error}``: keyed
+    apart from every user id, so it can never take a user's query's place.
     """
     path = Path(path)
     base_dir = path.resolve().parent
     grouped: dict[str, dict[str, Any]] = {}
-    for where, record in _raw_records(path):
-        problem: Optional[str] = None
-        if isinstance(record, Exception):
-            query_id: Any = f"<{where}>"
-            problem = str(record)
+    for where, record, problem in _raw_records(path):
+        query_id: Any = record.get("query_id") if isinstance(record, Mapping) else None
+        id_problem = _id_problem(query_id) if query_id is not None else None
+        if record is None:
+            pass
         elif not isinstance(record, Mapping):
-            query_id, problem = f"<{where}>", f"expected an object, got {type(record).__name__}"
-        else:
-            query_id = record.get("query_id")
-            if query_id is None:
-                query_id, problem = f"<{where}>", "no query_id"
-            elif "candidates" in record and record["candidates"] is not None:
+            problem = f"expected an object, got {type(record).__name__}"
+        elif query_id is None:
+            problem = "; ".join(filter(None, (problem, "no query_id")))
+        elif id_problem is not None:
+            query_id, problem = None, "; ".join(filter(None, (problem, id_problem)))
+        if query_id is None:
+            key = where
+            grouped[key] = {"query_id": None, "where": where, "error": f"{where}: {problem}"}
+            continue
+        if problem is None:
+            if "candidates" in record and record["candidates"] is not None:
                 candidates = record["candidates"]
                 if not isinstance(candidates, (list, tuple)):
                     problem = f"'candidates' must be a list, got {type(candidates).__name__}"
@@ -176,20 +213,25 @@ def read_queries(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_done(path: Path) -> set[str]:
-    """Keys of the query_ids already in OUTPUT; a truncated last line (a crash) is cut off."""
-    if not path.exists():
+    """Keys of the query_ids already in OUTPUT; a truncated last line (a crash) is cut off.
+
+    Only a regular file is read: a stream (pipe, ``/dev/stdout``, a device) has nothing to resume
+    and reading it would block or never end.
+    """
+    if stream_kind(path) is not None or not path.exists():
         return set()
     done: set[str] = set()
     good_end = 0
     with path.open("rb") as fh:
         offset = 0
-        for raw in fh:
-            offset += len(raw)
-            if not raw.endswith(b"\n"):
+        for line in raw_lines(fh):
+            offset += line.size
+            if not line.ended:
                 break  # written partly when the process died: redo that query
             try:
-                done.add(_key(json.loads(raw)["query_id"]))
-            except (ValueError, KeyError, TypeError):
+                if line.data is not None:  # None: over the line limit, corrupt
+                    done.add(_record_key(json.loads(line.data)))
+            except (ValueError, TypeError, AttributeError, RecursionError):
                 pass  # a corrupt complete line is left alone; its query is redone
             good_end = offset
     if good_end < path.stat().st_size:
@@ -209,7 +251,7 @@ def score_payloads(reranker: Any, payloads: Sequence[Mapping[str, Any]], options
     slots: list[int] = []
     for i, p in enumerate(payloads):
         if "error" in p:
-            out[i] = {"query_id": p["query_id"], "error": p["error"]}
+            out[i] = dict(p)  # {query_id, error} (+ where)
             continue
         calls.append({"query": p["query"], "documents": list(p["candidates"]), "instruction": options.instruction})
         slots.append(i)
@@ -230,9 +272,10 @@ def score_payloads(reranker: Any, payloads: Sequence[Mapping[str, Any]], options
                 continue
             results = []
             for r in answer:
-                item: dict[str, Any] = {"index": r.index, "score": float(r.score), "rank": r.rank}
-                if r.error:
-                    item["error"] = r.error
+                score = float(r.score)
+                item: dict[str, Any] = {"index": r.index, "score": score if math.isfinite(score) else None, "rank": r.rank}
+                if r.error or not math.isfinite(score):
+                    item["error"] = r.error or f"score is not a finite number ({score})"
                 results.append(item)
             out[i] = {"query_id": qid, "results": results}
     return [o for o in out if o is not None]
@@ -250,16 +293,21 @@ class _RayScorer:
         import numpy as np
 
         payloads = [json.loads(p) for p in batch["payload"]]
-        lines = [json.dumps(r, ensure_ascii=False) for r in score_payloads(self.reranker, payloads, self.options)]
+        lines = [json.dumps(r) for r in score_payloads(self.reranker, payloads, self.options)]  # ASCII: any text crosses Arrow
         return {"line": np.asarray(lines, dtype=object)}
 
 
 # --------------------------------------------------------------------------- writing
 class _Writer:
-    """Appends whole lines, flushed one by one, and keeps the counts and progress."""
+    """Appends whole lines, flushed one by one, and keeps the counts and progress.
 
-    def __init__(self, fh: TextIO, summary: BatchSummary, total: int, progress: Optional[Callable[[str], None]]) -> None:
+    ``durable``: fsync now and then (a regular file, to resume from); a stream is only flushed.
+    """
+
+    def __init__(self, fh: TextIO, summary: BatchSummary, total: int, progress: Optional[Callable[[str], None]],
+                 durable: bool = True) -> None:
         self.fh = fh
+        self.durable = durable
         self.summary = summary
         self.total = total
         self.progress = progress
@@ -267,8 +315,14 @@ class _Writer:
         self.last_report = self.started
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self.fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.fh.flush()
+        try:
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False)
+        except ValueError as exc:  # a guard: every line written is JSON, whatever got into a record
+            record = {"query_id": record.get("query_id"), "error": f"result not representable as JSON: {exc}"}
+            line = json.dumps(record, ensure_ascii=False)
+        with self._reporting_errors():
+            self.fh.write(line + "\n")
+            self.fh.flush()
         self.summary.queries += 1
         if "error" in record:
             self.summary.query_errors += 1
@@ -278,12 +332,29 @@ class _Writer:
         now = time.perf_counter()
         if self.progress is not None and now - self.last_report >= PROGRESS_EVERY_S:
             self.last_report = now
-            os.fsync(self.fh.fileno())
+            if self.durable:
+                with self._reporting_errors():
+                    os.fsync(self.fh.fileno())
             rate = self.summary.pairs / (now - self.started)
             self.progress(
                 f"lychee batch: {self.summary.queries}/{self.total} queries, {self.summary.pairs} pairs, "
                 f"{rate:.1f} pairs/s, {self.summary.errors} errors"
             )
+
+
+    def finish(self) -> None:
+        with self._reporting_errors():
+            self.fh.flush()
+            if self.durable:
+                os.fsync(self.fh.fileno())
+
+    @contextmanager
+    def _reporting_errors(self) -> Iterator[None]:
+        """/dev/full, a closed pipe, a full disk: one line naming OUTPUT, not a traceback."""
+        try:
+            yield
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write OUTPUT {self.summary.output}: {exc.strerror or exc}") from exc
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -314,23 +385,29 @@ def run_batch(
     """
     input_path, output_path = Path(input_path), Path(output_path)
     to_parquet = output_path.suffix.lower() in (".parquet", ".pq")
+    stream = stream_kind(output_path)
+    if stream is not None and (to_parquet or stream == "directory"):
+        raise ValueError(f"OUTPUT {output_path} is a {stream}: a {'Parquet ' if to_parquet else ''}OUTPUT must be a regular file")
     jsonl_path = output_path.with_name(output_path.name + ".partial.jsonl") if to_parquet else output_path
     started = time.perf_counter()
     summary = BatchSummary(output=str(output_path), mode="local" if local else f"ray x{concurrency}")
 
-    done = read_done(jsonl_path)
+    done = read_done(jsonl_path)  # empty for a stream: nothing to resume
     if to_parquet and output_path.exists():
         done |= _parquet_done(output_path)
     payloads = read_queries(input_path)
-    pending = [p for p in payloads if _key(p["query_id"]) not in done]
+    pending = [p for p in payloads if _record_key(p) not in done]
     summary.skipped = len(payloads) - len(pending)
     if progress is not None:
         pairs = sum(len(p.get("candidates", ())) for p in pending)
         progress(f"lychee batch: {len(pending)} queries ({pairs} pairs) to score, {summary.skipped} already done")
 
-    jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-    with jsonl_path.open("a", encoding="utf-8") as fh:
-        writer = _Writer(fh, summary, len(pending), progress)
+    if stream is None:
+        jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+    # A stream is opened for writing ("a" would seek), a file for appending (resume).
+    fh = jsonl_path.open("w" if stream else "a", encoding="utf-8", errors="backslashreplace")
+    try:
+        writer = _Writer(fh, summary, len(pending), progress, durable=stream is None)
         if pending:
             if local:
                 rr = reranker if reranker is not None else load_reranker(spec)
@@ -341,8 +418,12 @@ def run_batch(
                 for line in _ray_lines(pending, spec, options, concurrency, num_gpus_per_actor, num_cpus_per_actor,
                                        queries_per_batch, ray_address):
                     writer.write(json.loads(line))
-        fh.flush()
-        os.fsync(fh.fileno())
+        writer.finish()
+    finally:
+        try:
+            fh.close()
+        except OSError:  # the write that failed already raised, naming OUTPUT
+            pass
     if to_parquet:
         _write_parquet(jsonl_path, output_path)
     summary.seconds = time.perf_counter() - started
@@ -359,7 +440,7 @@ def _ray_lines(
     import ray
 
     ensure_ray(ray_address)
-    items = [{"payload": json.dumps(p, ensure_ascii=False)} for p in pending]
+    items = [{"payload": json.dumps(p)} for p in pending]  # ASCII: a lone surrogate escape in a text crosses Arrow too
     # At least one block per actor, else the pool idles; at most one batch per block.
     blocks = max(1, min(len(items), max(concurrency, math.ceil(len(items) / queries_per_batch)), 4096))
     ds = ray.data.from_items(items, override_num_blocks=blocks)
@@ -396,12 +477,7 @@ def ensure_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) ->
 
 # --------------------------------------------------------------------------- parquet
 def _parquet_done(path: Path) -> set[str]:
-    import pyarrow.parquet as pq
-
-    names = pq.ParquetFile(path).schema_arrow.names
-    if "query_id_json" in names:  # mixed id types were stored as strings: the exact ids are here
-        return set(pq.read_table(path, columns=["query_id_json"]).column("query_id_json").to_pylist())
-    return {_key(q) for q in pq.read_table(path, columns=["query_id"]).column("query_id").to_pylist()}
+    return {_record_key(row) for row in read_output(path)}
 
 
 def _write_parquet(jsonl_path: Path, output_path: Path) -> None:
@@ -424,11 +500,13 @@ def _write_parquet(jsonl_path: Path, output_path: Path) -> None:
     try:
         columns["query_id"] = pa.array(ids)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types (1 and "a"): strings, plus the exact ids
-        columns["query_id"] = pa.array([str(q) for q in ids])
+        columns["query_id"] = pa.array([None if q is None else str(q) for q in ids])
     columns["results"] = pa.array([r.get("results") for r in rows], type=result_type)
     columns["error"] = pa.array([r.get("error") for r in rows], type=pa.string())
-    if any(not isinstance(q, str) for q in ids) and pa.types.is_string(columns["query_id"].type):
-        columns["query_id_json"] = pa.array([_key(q) for q in ids], type=pa.string())
+    if any(q is not None and not isinstance(q, str) for q in ids) and pa.types.is_string(columns["query_id"].type):
+        columns["query_id_json"] = pa.array([None if q is None else _key(q) for q in ids], type=pa.string())
+    if any(r.get("where") for r in rows):  # records without a usable query_id: where they were
+        columns["where"] = pa.array([r.get("where") for r in rows], type=pa.string())
     table = pa.table(columns)
     tmp = output_path.with_name(output_path.name + ".tmp")
     pq.write_table(table, tmp)
@@ -447,6 +525,8 @@ def read_output(path: str | Path) -> list[dict[str, Any]]:
             exact = row.pop("query_id_json", None)
             if exact is not None:
                 row["query_id"] = json.loads(exact)
+            if row.get("where") is None:
+                row.pop("where", None)
             if row.get("error") is None:
                 row.pop("error", None)
                 row["results"] = [{k: v for k, v in r.items() if not (k == "error" and v is None)} for r in row["results"]]

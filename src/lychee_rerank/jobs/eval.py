@@ -174,8 +174,14 @@ class EvalReport:
 
 def load_queries(jsonl_path: str | Path) -> list[dict[str, Any]]:
     """Read and check the labelled queries."""
+    from ..lines import text_lines
+
     rows = []
-    for n, line in enumerate(Path(jsonl_path).read_text(encoding="utf-8").splitlines(), start=1):
+    with Path(jsonl_path).open("rb") as fh:  # lines end at "\n" only: a U+2028 in a query is text
+        numbered = list(text_lines(fh))
+    for n, line, problem in numbered:
+        if problem:
+            raise ValueError(f"{jsonl_path}:{n}: {problem}")
         if not line.strip():
             continue
         row = json.loads(line)

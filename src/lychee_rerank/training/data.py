@@ -13,9 +13,10 @@ import random
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..inputs import InputError, to_content
+from ..lines import check_readable_stream, text_lines
 
 logger = logging.getLogger("lychee_rerank")
 
@@ -83,11 +84,22 @@ def _check_content(obj: Any, base_dir: Path, what: str) -> None:
 
 
 def _label(value: Any) -> bool:
+    """A pair's label: ``true``/``false`` or ``1``/``0``, nothing else.
+
+    The loss trains the yes/no answer, so a label is binary. A graded (2, 5) or soft (0.3) label
+    has no one right reading (is grade 1 of 0-3 relevant?), so it is refused with its line
+    rather than silently trained as "yes": map grades to 1/0 first.
+    """
     if isinstance(value, bool):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return value > 0
-    raise _BadRecord(f"label must be true/false or a number >= 0, got {value!r}")
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return value == 1
+    hint = ""
+    if isinstance(value, (int, float)) and math.isfinite(value) and 0 < value < 1:
+        hint = " (soft labels are not supported: the loss trains a yes/no answer)"
+    elif isinstance(value, (int, float)) and math.isfinite(value) and value > 1:
+        hint = " (a graded label? map the grades you count as relevant to 1, the rest to 0)"
+    raise _BadRecord(f"label must be true/false or 1/0, got {value!r}{hint}")
 
 
 def _key(query: Any, instruction: str | None) -> str:
@@ -102,12 +114,8 @@ def load_dataset(source: str | Path | Iterable[Mapping[str, Any]], *, base_dir: 
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read training data {path}: {exc}") from exc
         name, folder = str(path), base_dir or path.parent
-        lines: Iterable[tuple[int, Any]] = ((n, raw) for n, raw in enumerate(text.splitlines(), start=1))
+        lines: Iterable[tuple[int, Any]] = _file_lines(path)
     else:
         name, folder = "<records>", base_dir or Path.cwd()
         lines = enumerate(source, start=1)
@@ -121,6 +129,9 @@ def load_dataset(source: str | Path | Iterable[Mapping[str, Any]], *, base_dir: 
             logger.warning("%s:%d: skipped: %s", name, line, reason)
 
     for line, raw in lines:
+        if isinstance(raw, _LineProblem):
+            report(line, str(raw))
+            continue
         if isinstance(raw, str):
             if not raw.strip():
                 continue
@@ -138,6 +149,22 @@ def load_dataset(source: str | Path | Iterable[Mapping[str, Any]], *, base_dir: 
     if len(bad) > MAX_LOGGED_BAD_RECORDS:
         logger.warning("%s: %d bad records in all (first %d logged)", name, len(bad), MAX_LOGGED_BAD_RECORDS)
     return Dataset(groups=[g for g in groups.values() if g.n_pairs], bad_records=bad)
+
+
+class _LineProblem(str):
+    """A line that could not be read as text (invalid UTF-8, over the length limit)."""
+
+
+def _file_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a JSONL file: ``\n``-separated only, so a U+2028 or U+0085
+    inside a JSON string neither splits its record nor shifts the line numbers after it."""
+    try:
+        check_readable_stream(path, "training data")
+        with path.open("rb") as fh:
+            for number, text, problem in text_lines(fh):
+                yield number, (_LineProblem(problem) if problem else text)
+    except OSError as exc:
+        raise ValueError(f"cannot read training data {path}: {exc}") from exc
 
 
 def _add_record(record: Any, line: int, folder: Path, groups: OrderedDict[str, Group], report_doc: Any) -> None:
@@ -185,6 +212,23 @@ def _add_record(record: Any, line: int, folder: Path, groups: OrderedDict[str, G
     group.positives.extend(docs[True])
     group.negatives.extend(docs[False])
     group.lines.append(line)
+
+
+def require_both_labels(groups: Sequence[Group], what: str = "the training data") -> None:
+    """Refuse to train on one label only.
+
+    With no positive (or no negative) pair the loss is minimised by answering "no" (or "yes") to
+    everything: training "succeeds" and the adapter is useless, so this is an error, not a warning.
+    """
+    positives = sum(len(g.positives) for g in groups)
+    negatives = sum(len(g.negatives) for g in groups)
+    if positives and negatives:
+        return
+    missing, answer, have = ("positive", "no", negatives) if not positives else ("negative", "yes", positives)
+    raise ValueError(
+        f"{what} has no {missing} pair ({have} pair(s), all {'negative' if not positives else 'positive'}): "
+        f"the adapter would learn to answer {answer!r} to everything; add {missing} examples"
+    )
 
 
 def split_groups(groups: list[Group], share: float, seed: int) -> tuple[list[Group], list[Group]]:

@@ -29,9 +29,11 @@ Data: JSONL, one record a line, either a pair ``{"query", "document", "label"}``
 ``{"query", "positives": [...], "negatives": [...]}``; an optional ``"instruction"`` per record.
 Queries and documents take the library's forms: a string is text, ``{"text": ..., "image":
 "relative/path.png"}`` mixes both, image paths are relative to the JSONL file. Labels: ``true``/
-``false`` or a number (graded labels count as relevant when > 0). Bad records (invalid JSON,
-missing fields, unreadable images) are logged with their line number, counted in the report and
-skipped; a bad document inside a group skips that document only.
+``false`` or ``1``/``0`` (the loss trains a yes/no answer: a graded or soft label is a bad record,
+so map grades to 1/0 first). Bad records (invalid JSON, other labels, missing fields, unreadable
+images) are logged with their line number, counted in the report and skipped; a bad document
+inside a group skips that document only. Lines end at ``\n`` only. Training data with no positive
+(or no negative) pair is refused: the adapter would learn one answer for everything.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ import torch.nn.functional as F
 from ..inputs import to_content
 from ..prompt import resolve_instruction
 from .config import FinetuneConfig
-from .data import BadRecord, Dataset, Example, Group, pointwise_examples, epoch_units, load_dataset, pack, split_groups
+from .data import (
+    BadRecord, Dataset, Example, Group, epoch_units, load_dataset, pack, pointwise_examples, require_both_labels, split_groups,
+)
 from .losses import listwise_loss, pointwise_loss, ranking_metrics, yes_no
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -584,12 +588,14 @@ def finetune_with_config(
     bad = list(data.bad_records)
     if not data.groups:
         raise ValueError(f"no usable training records ({len(bad)} bad)")
+    require_both_labels(data.groups, f"the training data ({train if isinstance(train, (str, Path)) else 'records'})")
     if eval is not None:
         held = load_dataset(eval)
         bad.extend(held.bad_records)
         train_groups, eval_groups = data.groups, held.groups
     else:
         train_groups, eval_groups = split_groups(data.groups, config.eval_split, config.seed)
+        require_both_labels(train_groups, f"what is left for training after holding out {len(eval_groups)} queries")
     if isinstance(model, LycheeReranker):
         reranker = model
     else:

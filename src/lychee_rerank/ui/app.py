@@ -15,6 +15,7 @@ import streamlit as st
 from lychee_rerank.config import RerankerConfig
 from lychee_rerank.engine import LycheeReranker
 from lychee_rerank.inputs import InputError
+from lychee_rerank.lines import split_lines
 from lychee_rerank.prompt import builtin_templates, resolve_instruction
 from lychee_rerank.results import to_csv, to_json
 from lychee_rerank.ui.i18n import default_language, t, translate_error
@@ -321,7 +322,7 @@ def batch_tab(rr: LycheeReranker, lang: str, opts: dict) -> None:
     query = st.text_input(t("query", lang), key="batch_query")
     lines = st.text_area(t("documents", lang), key="batch_docs", height=200)
     if st.button(t("rank_texts", lang), key="rank_texts"):
-        docs = [line.strip() for line in (lines or "").splitlines() if line.strip()]
+        docs = [line.strip() for line in split_lines(lines or "") if line.strip()]  # a U+2028 stays in its line
         if not (query or "").strip():
             st.warning(t("need_query", lang))
             return
