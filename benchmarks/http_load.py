@@ -38,7 +38,6 @@ import itertools
 import json
 import os
 import random
-import signal
 import socket
 import statistics
 import subprocess
@@ -53,6 +52,8 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import httpx
 import numpy as np
 from PIL import Image
+
+from lychee_rerank.testing.processes import stop_process
 
 TEXTS = [
     "a black cat sleeping on a window sill", "a red car parked by the road", "coffee cup on a wooden table",
@@ -413,13 +414,8 @@ class ServedProcess:
     def stop(self, grace_s: float = 30.0) -> None:
         """SIGINT (graceful), then SIGKILL after ``grace_s`` (a server stuck holding the GIL cannot
         run its signal handler)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+        if self.proc is not None:
+            stop_process(self.proc, grace_s)
         self.log.close()
 
     def __enter__(self) -> "ServedProcess":

@@ -81,12 +81,17 @@ class PixelBudget:
                 self._cond.notify_all()
 
 
-# Pillow allocates a large image in 16 MB blocks, which glibc serves from its heaps and keeps
-# once freed (a server's RSS grew 0.7 GB after eight 6000x6000 decodes, all freed). Blocks over
-# glibc's 32 MB mmap ceiling are mapped and unmapped, so freed pixels go back to the system.
-# Small images are unaffected (a block is never larger than the image); PILLOW_BLOCK_SIZE wins.
-if "PILLOW_BLOCK_SIZE" not in os.environ:
-    Image.core.set_block_size(max(Image.core.get_block_size(), 64 << 20))
+def return_freed_pixels() -> None:
+    """Let freed large images go back to the system, for a long-lived process (the server).
+
+    Pillow allocates a large image in 16 MB blocks, which glibc serves from its heaps and keeps
+    once freed (a server's RSS grew 0.7 GB after eight 6000x6000 decodes, all freed). Blocks over
+    glibc's 32 MB mmap ceiling are mapped and unmapped. Small images are unaffected (a block is
+    never larger than the image). Pillow's setting is process-wide, so the library never changes
+    it on import: the server calls this when it is built; ``PILLOW_BLOCK_SIZE`` wins.
+    """
+    if "PILLOW_BLOCK_SIZE" not in os.environ:
+        Image.core.set_block_size(max(Image.core.get_block_size(), 64 << 20))
 
 #: Pixels the process decodes (and uses) at once, whatever the number of requests or documents:
 #: one image of the largest size ``max_image_pixels`` allows by default, or many small ones.

@@ -125,23 +125,27 @@ class PromptTokenizer:
         the cut. The prefix starts at :data:`CHARS_PER_TOKEN_GUESS` characters a token and doubles
         until it has ``limit +`` :data:`CUT_SPARE_TOKENS` such tokens, or is the whole text.
         """
-        if limit is None:
-            return text
+        return text if limit is None else self._prefix(text, limit)[0]
+
+    def _prefix(self, text: str, limit: int) -> tuple[str, Any]:
+        """:meth:`prefix`, and the user-text encoding of it when one was made on the way (else ``None``)."""
         want = limit + CUT_SPARE_TOKENS
         n = CHARS_PER_TOKEN_GUESS * want + CUT_SPARE_CHARS
         encoder = self._user_encoder()
         while n < len(text):
-            offsets = encoder.encode(text[:n], add_special_tokens=False).offsets
+            encoding = encoder.encode(text[:n], add_special_tokens=False)
+            offsets = encoding.offsets
             if len(offsets) >= want and offsets[want - 1][1] <= n - CUT_SPARE_CHARS:
-                return text[:n]
+                return text[:n], encoding
             n *= 2
-        return text
+        return text, None
 
     def cut(self, text: Optional[str], limit: int) -> tuple[list[int], bool]:
         """The token ids of a user text on its own, cut to ``limit``, and whether they were cut."""
         if not text:
             return [], False
-        ids = self._user_encoder().encode(self.prefix(text, limit), add_special_tokens=False).ids
+        head, encoding = self._prefix(text, limit)
+        ids = (encoding or self._user_encoder().encode(head, add_special_tokens=False)).ids
         return ids[:limit], len(ids) > limit
 
     def _user_encoder(self) -> Any:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -33,18 +31,16 @@ import psutil
 import pytest
 from PIL import Image
 
+from lychee_rerank.testing.processes import stop_process
+
+from .test_service import _free_port
+
 GiB = 1024**3
 #: The budget the issue asks for: RSS growth of the server for one such request.
 RSS_BUDGET = int(1.5 * GiB)
 #: Past this the server is stopped (the test has failed by then anyway).
 RSS_GUARD = 3 * GiB
 SIDE = 6000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Served:
@@ -116,17 +112,7 @@ def serve(tmp_path: Path, *args: str) -> Iterator[Served]:
                 time.sleep(0.2)
             yield Served(proc, url)
         finally:
-            for sig, wait_s in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
-                if proc.poll() is not None:
-                    break
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=wait_s)
-                except subprocess.TimeoutExpired:
-                    pass
+            stop_process(proc, group=True)
 
 
 def tiny_webp() -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import httpx
 
 from lychee_rerank import LycheeReranker
 from lychee_rerank.serving.settings import ServerSettings
+from lychee_rerank.testing.processes import stop_process
 
 from .conftest import metric_value
 
@@ -140,12 +140,7 @@ def test_lychee_serve_command(server_model_dir: Path, tmp_path: Path):
         over = httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": ["a", "b", "c"]}, headers=auth, timeout=30)
         assert over.status_code == 413 and over.json()["error"]["limit"] == "max_documents"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
     assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 from pydantic import ValidationError
 
 from lychee_rerank.serving.settings import ServerSettings
+from lychee_rerank.testing.processes import stop_process
 
 from .test_service import _free_port
 
@@ -245,12 +245,7 @@ def test_lychee_serve_outlasts_more_idle_connections_than_it_has_descriptors(ser
     finally:
         for sock in socks:
             sock.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 
@@ -338,6 +333,21 @@ def test_count_json_values_stops_past_the_limit():
     from lychee_rerank.serving.middleware import count_json_values
 
     assert count_json_values(b"[" + b"1," * 1_000_000 + b"1]", 10) == 11
+    # A body of nothing but strings counts no item, yet is no cheap JSON: refused past two
+    # strings an item (it used to be scanned to its end, 20 s for 40 MB).
+    assert count_json_values(b'""' * 1_000_000, 10) == 11
+
+
+@pytest.mark.parametrize("window", [3, 4, 5, 1 << 20])
+def test_count_json_values_reads_strings_a_window_at_a_time(monkeypatch, window):
+    """Long strings and gaps are read in windows (no one call holds the GIL for a whole 60 MB
+    string); a window that ends inside an escape must not end the string there."""
+    from lychee_rerank.serving import middleware
+
+    monkeypatch.setattr(middleware, "_WINDOW", window)
+    for text, count in [(b'["ab\\"cd,",1,2]', 3), (b'["abc\\\\",1]', 2), (b'["\\"\\"\\"",[1]]', 3),
+                        (b'{"a": "' + b"x" * 50 + b'", "b": [1, 2]}', 4), (b"[" + b"7" * 50 + b", 1]", 2)]:
+        assert middleware.count_json_values(text, 100) == count, (text, window)
 
 
 # --------------------------------------------------------------------------- item 10: API keys

@@ -44,7 +44,7 @@ from ..config import (
     RerankerConfig,
     ScoringMode,
 )
-from ..inputs import Content, ImageSource, StoredImage, pixel_hash, pixels
+from ..inputs import Content, StoredImage, pixel_hash, pixels
 from ..parsing import parse_score
 from ..prompt import DEFAULT_INSTRUCTION, build_messages
 from ..prompt_tokens import PromptTokenizer
@@ -211,8 +211,8 @@ class LycheeBackend(Backend):
         return grid[0] * grid[1] * grid[2] // self._merge**2
 
     def _image_key(self, image: StoredImage, image_hash: str | None) -> Hashable:
-        if image_hash is None:
-            image_hash = pixel_hash(image.decode() if isinstance(image, ImageSource) else image)
+        if image_hash is None:  # a PIL image handed in without its hash (every ImageSource has one)
+            image_hash = pixel_hash(image)  # type: ignore[arg-type]
         return (image_hash, self._min_pixels, self._max_pixels)
 
     def prepare(self, index: int, query: Content, document: Content, instruction: str, query_truncated: bool) -> Pair:

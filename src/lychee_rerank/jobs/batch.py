@@ -174,7 +174,7 @@ def read_queries(path: str | Path) -> list[dict[str, Any]]:
         query_id: Any = record.get("query_id") if isinstance(record, Mapping) else None
         id_problem = _id_problem(query_id) if query_id is not None else None
         if record is None:
-            pass
+            problem = problem or "expected an object, got null"
         elif not isinstance(record, Mapping):
             problem = f"expected an object, got {type(record).__name__}"
         elif query_id is None:
@@ -182,8 +182,7 @@ def read_queries(path: str | Path) -> list[dict[str, Any]]:
         elif id_problem is not None:
             query_id, problem = None, "; ".join(filter(None, (problem, id_problem)))
         if query_id is None:
-            key = where
-            grouped[key] = {"query_id": None, "where": where, "error": f"{where}: {problem}"}
+            grouped[where] = {"query_id": None, "where": where, "error": f"{where}: {problem}"}
             continue
         if problem is None:
             if "candidates" in record and record["candidates"] is not None:
@@ -318,7 +317,8 @@ class _Writer:
         try:
             line = json.dumps(record, ensure_ascii=False, allow_nan=False)
         except ValueError as exc:  # a guard: every line written is JSON, whatever got into a record
-            record = {"query_id": record.get("query_id"), "error": f"result not representable as JSON: {exc}"}
+            kept = {k: record[k] for k in ("query_id", "where") if k in record}  # its key, for resume
+            record = {**kept, "error": f"result not representable as JSON: {exc}"}
             line = json.dumps(record, ensure_ascii=False)
         with self._reporting_errors():
             self.fh.write(line + "\n")
@@ -477,7 +477,18 @@ def ensure_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) ->
 
 # --------------------------------------------------------------------------- parquet
 def _parquet_done(path: Path) -> set[str]:
-    return {_record_key(row) for row in read_output(path)}
+    """The keys already in a Parquet OUTPUT, from its id columns alone (not every result row)."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    columns = [c for c in ("query_id", "query_id_json", "where") if c in names]
+    keys = set()
+    for row in pq.read_table(path, columns=columns).to_pylist():
+        exact = row.pop("query_id_json", None)  # the id as given, where Parquet could not hold it
+        if exact is not None:
+            row["query_id"] = json.loads(exact)
+        keys.add(_record_key(row))
+    return keys
 
 
 def _write_parquet(jsonl_path: Path, output_path: Path) -> None:

@@ -29,7 +29,9 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from ..lines import check_readable_stream, text_lines
 
 # ----------------------------------------------------------------------------- pure metrics
 
@@ -174,11 +176,13 @@ class EvalReport:
 
 def load_queries(jsonl_path: str | Path) -> list[dict[str, Any]]:
     """Read and check the labelled queries."""
-    from ..lines import text_lines
-
-    rows = []
+    check_readable_stream(jsonl_path, "query file")
     with Path(jsonl_path).open("rb") as fh:  # lines end at "\n" only: a U+2028 in a query is text
-        numbered = list(text_lines(fh))
+        return _checked_queries(jsonl_path, text_lines(fh))
+
+
+def _checked_queries(jsonl_path: str | Path, numbered: Iterable[tuple[int, str, Optional[str]]]) -> list[dict[str, Any]]:
+    rows = []
     for n, line, problem in numbered:
         if problem:
             raise ValueError(f"{jsonl_path}:{n}: {problem}")

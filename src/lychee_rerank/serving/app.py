@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..engine import LycheeReranker
+from ..inputs import return_freed_pixels
 from ..prompt import build_messages
 from ..results import RerankResult
 from . import dialects, offline_docs
@@ -79,6 +80,7 @@ def create_app(
     """Build the service. With ``reranker`` it serves that one at once; otherwise ``loader``
     (default: the backend and model in ``settings``) runs in the background at start-up."""
     settings = settings or ServerSettings()
+    return_freed_pixels()
     service = RerankService(settings, reranker, loader)
     metrics = service.metrics
 

@@ -262,7 +262,10 @@ class RerankService:
         try:
             scored = await self.on_model(route, t0, job, cancel)
         finally:
-            coalescer.discard(slot)  # still queued if it gave up: no pass may take it now
+            # Answered, refused (503 before the worker saw it), timed out or gone: no pass may
+            # take this slot now (setting the signal of a settled slot changes nothing).
+            cancel.set()
+            coalescer.discard(slot)
         results = merge_results(scored, valid, prepared.failures)
         failed = sum(1 for r in results if r.error is not None)
         if failed:

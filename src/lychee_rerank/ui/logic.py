@@ -6,7 +6,7 @@ import base64
 import hashlib
 import html
 import io
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Callable, Sequence
 
@@ -250,4 +250,4 @@ def classify_uploads(
 def document_for(upload: Upload, caption: str | None) -> Content:
     """The ranked document: the decoded image with the caption the user kept (None: no caption)."""
     assert upload.content is not None
-    return replace(upload.content, caption=(caption or "").strip() or None)
+    return upload.content.replace(caption=(caption or "").strip() or None)  # keeps the image as stored
