@@ -15,14 +15,10 @@ from typing import Any, Literal, Optional
 
 MiB = 1024 * 1024
 
-#: Visual-token pixel budget per image, as in the published inference scripts: one token per
-#: 28x28 patch after merging, so between 4 and 1280 visual tokens per image.
-DEFAULT_MIN_PIXELS = 4 * 28 * 28
-DEFAULT_MAX_PIXELS = 1280 * 28 * 28
-
-#: Token limits of the model backend (texts are cut to these, and the cut is reported).
-DEFAULT_MAX_QUERY_TOKENS = 2048
-DEFAULT_MAX_DOC_TOKENS = 4096
+# The per-image pixel budget and the query/document token limits have no defaults here: each
+# checkpoint family declares its own, in its own units (lychee-rerank-mm: 4..1280 tokens of
+# 28x28 pixels, 2,048/4,096 text tokens; Qwen3-VL-Reranker: 4..1800 tokens of 32x32 pixels,
+# one 10,240-token budget), in ``lychee_rerank.backends.families``. ``None`` means "the family's".
 #: Padded tokens in one forward pass at most (``batch_size`` caps its pairs).
 DEFAULT_MAX_BATCH_TOKENS = 16384
 #: Bytes of vision-tower outputs kept for reuse across queries.
@@ -50,16 +46,24 @@ class RerankerConfig:
     or any name given to :func:`lychee_rerank.backends.register`."""
     model: Optional[str] = None
     """Hub id or local directory (model backend); ``None`` reads ``$LYCHEE_MODEL``."""
+    family: Optional[str] = None
+    """Checkpoint family (``lychee models`` lists them); ``None`` reads it from the checkpoint's config.json."""
+    trust_remote_code: bool = False
+    """Let transformers run code shipped with the checkpoint (never needed by the built-in families)."""
     adapter: Optional[str] = None
     merge_adapter: bool = False
     device: str = "auto"
     dtype: str = "auto"
     attn_implementation: str = "auto"
     scoring: ScoringMode = "yesno"
-    min_pixels: Optional[int] = DEFAULT_MIN_PIXELS
-    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS
-    max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS
-    max_doc_tokens: int = DEFAULT_MAX_DOC_TOKENS
+    min_pixels: Optional[int] = None
+    """Pixels of one image at least (upscaled to it); ``None``: the family's default."""
+    max_pixels: Optional[int] = None
+    """Pixels of one image at most (downscaled to it); ``None``: the family's default."""
+    max_query_tokens: Optional[int] = None
+    """Query text tokens kept; ``None``: the family's default."""
+    max_doc_tokens: Optional[int] = None
+    """Document text tokens kept; ``None``: the family's default."""
     max_batch_tokens: Optional[int] = DEFAULT_MAX_BATCH_TOKENS
     prefix_cache: bool = True
     vision_cache_bytes: int = DEFAULT_VISION_CACHE_BYTES
@@ -85,12 +89,8 @@ class RerankerConfig:
 
 __all__ = [
     "DEFAULT_MAX_BATCH_TOKENS",
-    "DEFAULT_MAX_DOC_TOKENS",
     "DEFAULT_MAX_IMAGE_BYTES",
     "DEFAULT_MAX_IMAGE_PIXELS",
-    "DEFAULT_MAX_PIXELS",
-    "DEFAULT_MAX_QUERY_TOKENS",
-    "DEFAULT_MIN_PIXELS",
     "DEFAULT_VISION_CACHE_BYTES",
     "MiB",
     "RerankerConfig",

@@ -1,8 +1,8 @@
-"""The one place a lychee prompt is built.
+"""The one place a reranker prompt is built, from the pieces its checkpoint family declares.
 
-Inference, the naive reference in the tests and (later) fine-tuning all call
-:func:`build_messages`, so a score can never drift because two code paths wrote the
-prompt differently.
+Inference and fine-tuning both call :func:`build_messages` with the family's
+:class:`PromptSpec`, so a score can never drift because two code paths wrote the prompt
+differently. (The naive references in the tests write theirs out by hand, on purpose.)
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Optional
 
 from PIL import Image
 
 from .config import ScoringMode
 from .inputs import Content
 
-#: System message of the published lychee-rerank-mm inference scripts.
+#: System message of the published lychee-rerank-mm inference scripts (Qwen3-VL-Reranker's too).
 SYSTEM_PROMPT = (
     "Judge whether the Document meets the requirements based on the Query and the Instruct "
     'provided. Note that the answer can only be "yes" or "no".'
@@ -28,7 +29,27 @@ GENERATE_SYSTEM_PROMPT = (
     "Judge how well the Document meets the requirements based on the Query and the Instruct "
     "provided. Answer with a single number from 0 (irrelevant) to 10 (perfect match) and nothing else."
 )
+#: lychee-rerank-mm's default instruction (each family declares its own, in its PromptSpec).
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """The pieces of a yes/no reranker prompt: a system turn, then one user turn of parts.
+
+    User parts, in order: ``instruct_prefix + instruction``, ``query_prefix``, the query's
+    image then text, ``document_prefix``, the document's image then text. A side with neither
+    becomes one text part ``empty_side`` (nothing when it is ``None``).
+    """
+
+    system: str = SYSTEM_PROMPT
+    default_instruction: str = DEFAULT_INSTRUCTION
+    instruct_prefix: str = "<Instruct>: "
+    query_prefix: str = "<Query>:"
+    document_prefix: str = "\n<Document>:"
+    empty_side: Optional[str] = None
+    generate_system: Optional[str] = None
+    """System turn of ``scoring="generate"`` (0-10 answers); ``None``: the family cannot generate."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +65,14 @@ class Prompt:
         return [c.image for c in self.contents if c.has_image]
 
 
-def _parts(content: Content) -> list[dict]:
+def _parts(content: Content, empty: Optional[str]) -> list[dict]:
     parts: list[dict] = []
     if content.has_image:
         parts.append({"type": "image"})
     if content.text:
         parts.append({"type": "text", "text": content.text})
+    if not parts and empty is not None:
+        parts.append({"type": "text", "text": empty})
     return parts
 
 
@@ -58,20 +81,23 @@ def build_messages(
     document: Content,
     instruction: str | None = None,
     mode: ScoringMode = "yesno",
+    spec: PromptSpec = PromptSpec(generate_system=GENERATE_SYSTEM_PROMPT),
 ) -> Prompt:
-    """Build the published lychee prompt for one (query, document) pair.
+    """Build the prompt of one (query, document) pair from a family's ``spec`` (default: lychee's).
 
     Layout: system message, then one user message whose parts are ``<Instruct>: ...``,
     ``<Query>:``, the query's image then text, ``\\n<Document>:``, the document's image then
     text. The caller applies the chat template with the generation prompt (empty assistant turn).
     """
-    system = SYSTEM_PROMPT if mode == "yesno" else GENERATE_SYSTEM_PROMPT
+    if mode == "generate" and spec.generate_system is None:
+        raise ValueError("this model family is a yes/no reranker: scoring='generate' is not available for it")
+    system = spec.system if mode == "yesno" else spec.generate_system
     user = [
-        {"type": "text", "text": f"<Instruct>: {instruction or DEFAULT_INSTRUCTION}"},
-        {"type": "text", "text": "<Query>:"},
-        *_parts(query),
-        {"type": "text", "text": "\n<Document>:"},
-        *_parts(document),
+        {"type": "text", "text": f"{spec.instruct_prefix}{instruction or spec.default_instruction}"},
+        {"type": "text", "text": spec.query_prefix},
+        *_parts(query, spec.empty_side),
+        {"type": "text", "text": spec.document_prefix},
+        *_parts(document, spec.empty_side),
     ]
     messages = [
         {"role": "system", "content": [{"type": "text", "text": system}]},
@@ -107,8 +133,9 @@ def resolve_instruction(
     instruction: str | None = None,
     template: str | None = None,
     templates_file: str | Path | None = None,
-) -> str:
-    """Pick the instruction: an explicit one wins, then a named template, then the default."""
+) -> str | None:
+    """Pick the instruction: an explicit one wins, then a named template; ``None`` means the
+    model family's own default (``backend.default_instruction``), which differs by family."""
     if instruction is not None and template is not None:
         raise ValueError("give either an instruction or a template name, not both")
     if instruction is not None:
@@ -120,4 +147,4 @@ def resolve_instruction(
         if template not in templates:
             raise ValueError(f"unknown template {template!r}; known: {', '.join(sorted(templates))}")
         return templates[template]
-    return DEFAULT_INSTRUCTION
+    return None

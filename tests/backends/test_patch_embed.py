@@ -15,7 +15,7 @@ def test_matmul_patch_embed_equals_conv3d(tiny_model_dir, photos):
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     embed = model.model.visual.patch_embed
     rr = LycheeReranker.from_pretrained(tiny_model_dir)
-    pixels, _ = rr.backend._preprocess(photos[3])
+    pixels = rr.backend._preprocess(photos[3])["pixel_values"]
     with torch.inference_mode():
         conv = embed(pixels)
         assert use_matmul_patch_embed(model)
@@ -55,7 +55,7 @@ def test_a_projection_wrapped_later_keeps_its_own_forward(tiny_model_dir, photos
             return 2 * self.inner(x)
 
     rr = LycheeReranker.from_pretrained(tiny_model_dir)
-    pixels, _ = rr.backend._preprocess(photos[0])
+    pixels = rr.backend._preprocess(photos[0])["pixel_values"]
     with torch.inference_mode():
         plain = embed(pixels)
         embed.proj = Doubled(embed.proj)

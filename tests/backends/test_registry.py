@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 import pytest
 
 from lychee_rerank import LycheeReranker, backends
 from lychee_rerank.backends.base import Backend
-from lychee_rerank.backends.families import FAMILIES, family_of
+from lychee_rerank.backends import families
+from lychee_rerank.backends.families import FAMILIES
 from lychee_rerank.config import RerankerConfig
 from lychee_rerank.results import PairScore
 from lychee_rerank.serving.settings import ServerSettings
@@ -66,16 +68,21 @@ def test_auto_without_a_model_is_lite_and_says_so(monkeypatch):
 
 
 def test_the_model_backend_knows_its_checkpoint_family(reranker):
-    assert reranker.backend.family is FAMILIES["qwen2_5_vl"] and reranker.backend.fast_path
+    assert reranker.backend.family.spec is FAMILIES["qwen2_5_vl"] and reranker.backend.fast_path
+    assert reranker.info["family"] == "qwen2_5_vl"
 
 
-def test_an_unknown_checkpoint_family_says_how_to_add_one(reranker):
-    class Config:
-        model_type = "llava_next"
-
-    class Model:
-        config = Config()
-
-    with pytest.raises(ValueError, match="unknown checkpoint family 'llava_next'.*register_family"):
-        family_of(Model())
-    assert family_of(reranker.backend.model).model_type == "qwen2_5_vl"
+def test_the_family_is_read_from_config_json_and_an_unknown_one_names_the_known(tmp_path, tiny_model_dir):
+    assert families.detect(tiny_model_dir).name == "qwen2_5_vl"
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "config.json").write_text(json.dumps({**config, "model_type": "llava_next", "architectures": ["LlavaNext"]}))
+    with pytest.raises(ValueError, match="unknown checkpoint family.*'llava_next'.*known families are qwen2_5_vl, qwen3_vl"):
+        families.detect(odd)
+    # An override names the family to score it as; an unknown override names the known ones.
+    assert families.detect(odd, "qwen2_5_vl").name == "qwen2_5_vl"
+    with pytest.raises(ValueError, match="unknown model family 'nope': known families are qwen2_5_vl, qwen3_vl"):
+        families.detect(tiny_model_dir, "nope")
+    with pytest.raises(ValueError, match="unknown model family 'nope'"):
+        LycheeReranker.from_pretrained(tiny_model_dir, device="cpu", family="nope")

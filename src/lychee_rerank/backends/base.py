@@ -27,6 +27,8 @@ class TrainingView(Protocol):
     no_id: int
     vision_cache: Any
     """Bounded cache of vision-tower outputs (``get``/``put``/``clear``)."""
+    stats: Any
+    """The backend's counters (``vision_cache_hits`` counts reuse of cached features)."""
 
     @property
     def device(self) -> Any: ...
@@ -65,7 +67,7 @@ class Backend(ABC):
         query: Content,
         documents: Sequence[Content],
         *,
-        instruction: str,
+        instruction: str | None,
         batch_size: int = 8,
         progress: ProgressCallback | None = None,
     ) -> list[PairScore]:
@@ -102,7 +104,14 @@ class Backend(ABC):
         """
         return None
 
-    def render_prompt(self, query: Content, document: Content, instruction: str) -> str | None:
+    @property
+    def default_instruction(self) -> str:
+        """The instruction used when a call gives none (each model family has its own)."""
+        from ..prompt import DEFAULT_INSTRUCTION
+
+        return DEFAULT_INSTRUCTION
+
+    def render_prompt(self, query: Content, document: Content, instruction: str | None) -> str | None:
         """The text the model reads for one pair, where the backend has one (``None`` otherwise)."""
         return None
 

@@ -1,7 +1,7 @@
 """Which backend runs: the full model when one is configured, else the offline lite backend.
 
 Pure policy, no imports of any backend: :func:`lychee_rerank.backends.choose` calls it with
-the registered names.
+the registered names, and the names it knows by default are the registry's, never a copy.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Sequence
 
 DEFAULT_HUB_MODEL = "vec-ai/lychee-rerank-mm"
-BUILTIN_BACKENDS = ("lychee", "lite")
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,13 @@ def hub_cache_has(repo_id: str) -> bool:
 
 
 def choose_backend(
-    backend: str = "auto", model: str | Path | None = None, known: Sequence[str] = BUILTIN_BACKENDS
+    backend: str = "auto", model: str | Path | None = None, known: Sequence[str] | None = None
 ) -> BackendChoice:
-    """Resolve ``auto``; check a named backend is one of ``known`` (the registered names)."""
+    """Resolve ``auto``; check a named backend is one of ``known`` (default: the registered names)."""
+    if known is None:
+        from . import names  # the registry (lychee_rerank.backends), which imports no backend module
+
+        known = names()
     if backend != "auto" and backend not in known:
         raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(('auto', *known))}")
     configured = str(model) if model else os.environ.get("LYCHEE_MODEL") or None

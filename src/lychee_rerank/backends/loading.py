@@ -78,12 +78,18 @@ def resolve_attn(attn: str | None, device: torch.device, dtype: torch.dtype) -> 
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A loaded checkpoint and every choice made while loading it (kept for logs and ``info()``)."""
+
     model: Any
     processor: Any
     device: torch.device
     dtype: torch.dtype
     attn_implementation: str
     name: str
+    family: Any
+    """The checkpoint family's adapter (:class:`~.families.base.FamilyAdapter`)."""
+    min_pixels: int
+    max_pixels: int
 
 
 def load(
@@ -97,44 +103,71 @@ def load(
     adapter: str | Path | None = None,
     merge_adapter: bool = False,
     trust_remote_code: bool = False,
+    family: str | None = None,
 ) -> LoadedModel:
-    """Load a Qwen2.5-VL style checkpoint (local directory or hub id) and its processor."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    """Load a checkpoint (local directory or hub id) of a known family, and its processor.
+
+    The family comes from the checkpoint's ``config.json`` unless ``family`` names one; its
+    adapter loads the model and supplies the defaults left as ``None`` here (pixel budget).
+    """
+    from .families import detect
 
     name = str(model_name_or_path)
+    adapter_family = detect(name, family).adapter()
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     attn = resolve_attn(attn_implementation, dev, dt)
+    lo = adapter_family.min_pixels if min_pixels is None else int(min_pixels)
+    hi = adapter_family.max_pixels if max_pixels is None else int(max_pixels)
+    if lo > hi:
+        raise ValueError(f"min_pixels ({lo}) is larger than max_pixels ({hi})")
+    loaded = adapter_family.load(
+        name, device=dev, dtype=dt, attn_implementation=attn, min_pixels=lo, max_pixels=hi,
+        trust_remote_code=trust_remote_code,
+    )
+    model = loaded.model
+    if adapter is not None:
+        model = attach_adapter(model, adapter, merge=merge_adapter).to(dev).eval()
+    tokenizer = loaded.processor.tokenizer
+    if tokenizer.pad_token is None:  # a missing pad token crashes batched calls in peers
+        tokenizer.pad_token = tokenizer.eos_token
+    logger.info(
+        "loaded %s (%s) on %s, dtype=%s, attn_implementation=%s",
+        name, adapter_family.name, dev, str(dt).removeprefix("torch."), loaded.attn_implementation,
+    )
+    return LoadedModel(
+        model=model, processor=loaded.processor, device=dev, dtype=dt, attn_implementation=loaded.attn_implementation,
+        name=name, family=adapter_family, min_pixels=lo, max_pixels=hi,
+    )
 
-    if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
-        raise ValueError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
-    # 4.x-era preprocessor_config.json files carry their own min/max_pixels, which override a
-    # ``size=`` argument; passing min/max_pixels by name is what overrides them in turn.
-    processor_kwargs = {k: int(v) for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+
+def from_pretrained(
+    name: str, model_class: Any, *, dtype: torch.dtype, attn_implementation: str, trust_remote_code: bool,
+    processor_class: Any = None, processor_kwargs: dict[str, Any] | None = None, device: torch.device,
+) -> tuple[Any, Any, str]:
+    """``(model, processor, attention)`` of ``name`` through the given transformers classes.
+
+    Shared by the family adapters: one message for a checkpoint that is not there, and the
+    fallback to eager attention (same ``trust_remote_code``) for a model without SDPA.
+    """
+    from transformers import AutoProcessor
+
+    processor_class = processor_class or AutoProcessor
+    attn = attn_implementation
     try:
-        processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code, **processor_kwargs)
-        set_pixel_budget(processor, min_pixels, max_pixels)
-        model = AutoModelForImageTextToText.from_pretrained(
-            name, dtype=dt, attn_implementation=attn, trust_remote_code=trust_remote_code
-        )
+        processor = processor_class.from_pretrained(name, trust_remote_code=trust_remote_code, **(processor_kwargs or {}))
+        try:
+            model = model_class.from_pretrained(name, dtype=dtype, attn_implementation=attn, trust_remote_code=trust_remote_code)
+        except ValueError as exc:
+            if attn != "sdpa" or "sdpa" not in str(exc).lower():
+                raise
+            logger.warning("sdpa not supported by %s; falling back to eager attention", name)
+            attn = "eager"
+            model = model_class.from_pretrained(name, dtype=dtype, attn_implementation=attn, trust_remote_code=trust_remote_code)
     except OSError as exc:
         hint = "" if Path(name).exists() else " (not a local directory; is the hub reachable, or is HF_HUB_OFFLINE set?)"
         raise OSError(f"could not load model {name!r}{hint}: {exc}") from exc
-    except ValueError as exc:
-        if attn == "sdpa" and "sdpa" in str(exc).lower():
-            logger.warning("sdpa not supported by %s; falling back to eager attention", name)
-            attn = "eager"
-            model = AutoModelForImageTextToText.from_pretrained(name, dtype=dt, attn_implementation=attn)
-        else:
-            raise
-    if adapter is not None:
-        model = attach_adapter(model, adapter, merge=merge_adapter)
-    model = model.to(dev).eval()
-    tokenizer = processor.tokenizer
-    if tokenizer.pad_token is None:  # a missing pad token crashes batched calls in peers
-        tokenizer.pad_token = tokenizer.eos_token
-    logger.info("loaded %s on %s, dtype=%s, attn_implementation=%s", name, dev, str(dt).removeprefix("torch."), attn)
-    return LoadedModel(model=model, processor=processor, device=dev, dtype=dt, attn_implementation=attn, name=name)
+    return model.to(device).eval(), processor, attn
 
 
 def set_pixel_budget(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:

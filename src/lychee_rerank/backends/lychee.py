@@ -1,21 +1,21 @@
-"""The model backend: lychee-rerank-mm (or any Qwen2.5-VL style chat VLM) through transformers.
+"""The model backend: one family-agnostic driver for every transformers reranker checkpoint.
 
-``scoring="yesno"``: one forward pass per pair, logits of ``yes``/``no`` at the last position,
-relevance = softmax([no, yes])[yes] = sigmoid(yes - no).
-``scoring="generate"``: for chat VLMs not fine-tuned as rerankers, the model writes a 0-10
-number which :func:`~lychee_rerank.parsing.parse_score` reads.
+The driver owns speed and robustness; a family adapter (:mod:`.families`) owns every fact about
+a checkpoint (see :mod:`.families.base`). Where a score is computed: :meth:`LycheeBackend._forward`
+runs the model once (:meth:`LycheeBackend._run`, from a shared prefix or in full) and
+:meth:`LycheeBackend.scores_from_hidden` applies the family's score head to the last position.
+The fast path does the same arithmetic as a plain processor + model call, minus repeated work:
 
-Where a score is computed: :meth:`LycheeBackend._forward` (``_logits_full`` or
-``_logits_from_prefix``). The fast path does the same arithmetic as a plain
-``processor(...)`` + ``model(...)`` call, minus repeated work:
-
-* token ids are built here (each ``<|image_pad|>`` expanded by the image's grid), so lengths
+* token ids are built here (each image placeholder expanded by the image's grid), so lengths
   are known before any pixel is processed and batches can be packed under a token budget;
 * the shared prefix (system + instruction + query) runs once per call, each batch of
   documents continues from its KV cache;
-* vision-tower outputs are cached by image content and pixel budget;
-* 3D rope positions are always computed on the full sequence and passed explicitly, so the
-  model's own ``rope_deltas`` state is never relied on.
+* vision-tower outputs (all of them the language model needs) are cached by image content and
+  pixel budget;
+* positions are computed by the family on the full sequence and passed explicitly.
+
+``scoring="generate"`` (families that allow it): for chat VLMs not fine-tuned as rerankers, the
+model writes a 0-10 number which :func:`~lychee_rerank.parsing.parse_score` reads.
 """
 
 from __future__ import annotations
@@ -32,26 +32,15 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable, Sequence
 
 import torch
-from PIL import Image
 
-from ..config import (
-    DEFAULT_MAX_BATCH_TOKENS,
-    DEFAULT_MAX_DOC_TOKENS,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MAX_QUERY_TOKENS,
-    DEFAULT_MIN_PIXELS,
-    DEFAULT_VISION_CACHE_BYTES,
-    RerankerConfig,
-    ScoringMode,
-)
+from ..config import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_VISION_CACHE_BYTES, RerankerConfig, ScoringMode
 from ..inputs import Content, StoredImage, pixel_hash, pixels
 from ..parsing import parse_score
-from ..prompt import DEFAULT_INSTRUCTION, build_messages
+from ..prompt import build_messages
 from ..prompt_tokens import PromptTokenizer
 from ..results import PairScore
 from .base import Backend, ProgressCallback
-from .families import family_of
-from .loading import LoadedModel, load, quiet_processor_warnings
+from .loading import LoadedModel, load
 from .packing import Pair, expand_image_pads, pack_batches, pack_ids, shared_prefix_length
 from .patch_embed import use_matmul_patch_embed
 from .vision_cache import VisionCache
@@ -68,8 +57,8 @@ PREPROCESS_AHEAD = 2
 def unwrap_adapter(model: Any) -> Any:
     """The transformers model under a peft ``PeftModel`` (its LoRA layers stay injected and active).
 
-    An unmerged adapter arrives wrapped; the fast path needs the Qwen model's own helpers
-    (``model.model.get_rope_index``), which the wrapper hides.
+    An unmerged adapter arrives wrapped; the fast path needs the model's own helpers (the
+    family's positions and vision calls), which the wrapper hides.
     """
     get_base = getattr(model, "get_base_model", None)
     if callable(get_base) and type(model).__module__.startswith("peft"):
@@ -92,13 +81,6 @@ def output_cache(output: Any) -> Any:
     return cache if cache is not None else output.past_key_values
 
 
-def single_token_id(tokenizer: Any, word: str) -> int:
-    ids = tokenizer.encode(word, add_special_tokens=False)
-    if len(ids) != 1:
-        raise ValueError(f"the tokenizer splits {word!r} into {len(ids)} tokens; yes/no scoring needs one token each")
-    return int(ids[0])
-
-
 @dataclass
 class _Prefix:
     """KV cache of the tokens every pair of a call shares (system, instruction, query)."""
@@ -112,12 +94,14 @@ class _Prefix:
 class _Call:
     """State of one ``score_pairs`` call, passed explicitly (the backend object is shared)."""
 
-    features: dict[Hashable, torch.Tensor] = field(default_factory=dict)
+    features: dict[Hashable, Any] = field(default_factory=dict)
     pending: dict[Hashable, Future] = field(default_factory=dict)
     prefix: _Prefix | None = None
 
 
 class LycheeBackend(Backend):
+    """The model backend (registry name ``lychee``) for a checkpoint of any known family."""
+
     name = "lychee"
 
     def __init__(
@@ -125,8 +109,8 @@ class LycheeBackend(Backend):
         loaded: LoadedModel,
         *,
         scoring: ScoringMode = "yesno",
-        max_query_tokens: int = DEFAULT_MAX_QUERY_TOKENS,
-        max_doc_tokens: int = DEFAULT_MAX_DOC_TOKENS,
+        max_query_tokens: int | None = None,
+        max_doc_tokens: int | None = None,
         max_new_tokens: int = 8,
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         prefix_cache: bool = True,
@@ -137,35 +121,33 @@ class LycheeBackend(Backend):
         if scoring not in ("yesno", "generate"):
             raise ValueError(f"unknown scoring mode {scoring!r}: use 'yesno' or 'generate'")
         self.loaded = loaded
+        self.family = loaded.family
+        if scoring == "generate" and self.family.prompt.generate_system is None:
+            raise ValueError(f"the {self.family.name} family is a yes/no reranker: scoring='generate' is not available")
         self.model = unwrap_adapter(loaded.model)
+        self.backbone = self.family.backbone(self.model)
         self.processor = loaded.processor
         self.tokenizer = loaded.processor.tokenizer
         self.scoring: ScoringMode = scoring
-        self.max_query_tokens = max_query_tokens
-        self.max_doc_tokens = max_doc_tokens
+        self.max_query_tokens = max_query_tokens or self.family.max_query_tokens
+        self.max_doc_tokens = max_doc_tokens or self.family.max_doc_tokens
         self.max_new_tokens = max_new_tokens
         self.max_batch_tokens = max_batch_tokens
         self.prefix_cache = prefix_cache
         # User text (query, documents, instruction) never yields control tokens unless asked.
         self.escape_special_tokens = escape_special_tokens
         self.prompt_tokens = PromptTokenizer(self.tokenizer, escape=escape_special_tokens)
-        self.yes_id = single_token_id(self.tokenizer, "yes")
-        self.no_id = single_token_id(self.tokenizer, "no")
-        self.image_token = getattr(self.processor, "image_token", "<|image_pad|>")
+        self.head = self.family.head(self.model, self.tokenizer)
+        self.yes_id, self.no_id = self.head.yes_id, self.head.no_id
+        self.image_token = self.family.image_token
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
-        ip = self.processor.image_processor
-        size = getattr(ip, "size", None) or {}
-        self._min_pixels = int(size.get("shortest_edge") or DEFAULT_MIN_PIXELS)
-        self._max_pixels = int(size.get("longest_edge") or DEFAULT_MAX_PIXELS)
-        self._patch = int(getattr(ip, "patch_size", 14))
-        self._merge = int(getattr(ip, "merge_size", 2))
-        # The fast path needs Qwen-VL's rope helper: the families table says which models have it.
-        self.family = family_of(self.model)
-        self._fast = scoring == "yesno" and self.family.fast_path
-        self._cache_kwarg = cache_kwarg(self.model)
-        if self._fast and torch.device(loaded.device).type == "cpu":
+        self._special_ids = frozenset(self.tokenizer.all_special_ids)
+        self._min_pixels, self._max_pixels = loaded.min_pixels, loaded.max_pixels
+        self._fast = scoring == "yesno"
+        self._cache_kwarg = cache_kwarg(self.backbone)
+        if torch.device(loaded.device).type == "cpu":
             use_matmul_patch_embed(self.model)
-        self.vision_cache = VisionCache(vision_cache_bytes)
+        self.vision_cache = VisionCache(vision_cache_bytes, sizeof=self.family.feature_bytes)
         self._pool = ThreadPoolExecutor(
             max_workers=preprocess_workers or min(4, os.cpu_count() or 1), thread_name_prefix="lychee-preprocess"
         )
@@ -174,56 +156,43 @@ class LycheeBackend(Backend):
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ preparation
-    def truncate(self, text: str | None, limit: int) -> tuple[list[int], bool]:
-        """The token ids of ``text`` cut to ``limit``, and whether they were cut.
-
-        The ids themselves are cut (never decoded and re-encoded, which ends Chinese/emoji text
-        in U+FFFD and can change the count). In a prompt, :meth:`prepare` cuts the same way
-        inside the prompt's own token stream. Only a bounded prefix of a long text is tokenized.
-        """
-        return self.prompt_tokens.cut(text, limit)
-
     def grid(self, image: StoredImage) -> tuple[int, int, int]:
-        """The (t, h, w) patch grid the image processor will produce, from the size alone."""
-        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-        h, w = smart_resize(
-            image.height, image.width, factor=self._patch * self._merge,
-            min_pixels=self._min_pixels, max_pixels=self._max_pixels,
-        )
-        return (1, h // self._patch, w // self._patch)
+        """The (t, h, w) patch grid the family's preprocessing will produce, from the size alone."""
+        return self.family.grid(image.width, image.height, self._min_pixels, self._max_pixels)
 
     def image_refusal(self, size: tuple[int, int]) -> str | None:
-        """Qwen-VL's resize refuses some shapes (an aspect ratio over 200): say so when the image is read."""
-        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
+        """A shape the family's resize refuses (Qwen-VL: an aspect ratio over 200), said when the image is read."""
         width, height = size
         try:
-            smart_resize(
-                height, width, factor=self._patch * self._merge, min_pixels=self._min_pixels, max_pixels=self._max_pixels
-            )
+            self.family.grid(width, height, self._min_pixels, self._max_pixels)
         except ValueError as exc:
             return f"{width}x{height} pixels cannot be read by this model ({exc})"
         return None
 
     def image_tokens(self, grid: tuple[int, int, int]) -> int:
-        """Visual tokens an image of this patch grid becomes (after spatial merging)."""
-        return grid[0] * grid[1] * grid[2] // self._merge**2
+        """Visual tokens an image of this patch grid becomes in the prompt."""
+        return self.family.image_tokens(grid)
 
     def _image_key(self, image: StoredImage, image_hash: str | None) -> Hashable:
         if image_hash is None:  # a PIL image handed in without its hash (every ImageSource has one)
             image_hash = pixel_hash(image)  # type: ignore[arg-type]
         return (image_hash, self._min_pixels, self._max_pixels)
 
-    def prepare(self, index: int, query: Content, document: Content, instruction: str, query_truncated: bool) -> Pair:
+    @property
+    def default_instruction(self) -> str:
+        return self.family.prompt.default_instruction
+
+    def prepare(
+        self, index: int, query: Content, document: Content, instruction: str | None, query_truncated: bool = False
+    ) -> Pair:
         """Token ids (image pads expanded) of one pair's prompt.
 
         Query and document text are cut to ``max_query_tokens``/``max_doc_tokens`` by their
-        token ids inside the prompt; with ``escape_special_tokens`` (default) special-token
-        strings in any user text stay plain text. Raises ``ValueError`` for a pair that cannot
-        be built; callers score every other pair.
+        token ids inside the prompt, then the family's whole-prompt rule applies; with
+        ``escape_special_tokens`` (default) special-token strings in any user text stay plain
+        text. Raises ``ValueError`` for a pair that cannot be built; callers score every other pair.
         """
-        instruction = instruction or DEFAULT_INSTRUCTION
+        instruction = instruction or self.default_instruction
         texts = {"instruction": (instruction, None)}
         # A long text is cut by characters first (same first tokens, still over the limit), so
         # a 50 MB document costs what its kept tokens cost, not a tokenization of 50 MB.
@@ -236,7 +205,7 @@ class LycheeBackend(Backend):
             # The stored images (not decoded: the template needs only where each one goes).
             q = Content(text=markers.get("query"), image=query.raw_image)
             d = Content(text=markers.get("document"), image=document.raw_image)
-            prompt = build_messages(q, d, markers["instruction"], mode=self.scoring)
+            prompt = build_messages(q, d, markers["instruction"], mode=self.scoring, spec=self.family.prompt)
             return self.processor.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
 
         rendered = self.prompt_tokens.render(template, texts)
@@ -255,19 +224,19 @@ class LycheeBackend(Backend):
                 if typed and not self.escape_special_tokens else ""
             )
             raise ValueError(f"{exc}{cause}") from None
-        truncated = query_truncated or any(c for c, span in zip(cut, rendered.spans) if span.name != "instruction")
-        text = rendered.text if not any(cut) else self.tokenizer.decode(ids)
+        expanded, family_cut = self.family.truncate(expanded, self._special_ids)
+        truncated = query_truncated or family_cut or any(c for c, span in zip(cut, rendered.spans) if span.name != "instruction")
+        text = rendered.text if not any(cut) and not family_cut else self._decode_prompt(expanded)
         return Pair(index, text, images, keys, grids, expanded, truncated)
 
-    def fit_query(self, query: Content) -> tuple[Content, bool]:
-        """The query as every scoring (and fine-tuning) call sees it, and whether its text is over
-        ``max_query_tokens`` (:meth:`prepare` cuts it by token ids inside the prompt)."""
-        return query, len(self.truncate(query.text, self.max_query_tokens + 1)[0]) > self.max_query_tokens
+    def _decode_prompt(self, ids: list[int]) -> str:
+        """The text of cut prompt ids, each image's run of placeholders shown as one (as rendered)."""
+        shown = [t for k, t in enumerate(ids) if t != self.image_token_id or k == 0 or ids[k - 1] != t]
+        return self.tokenizer.decode(shown)
 
-    def pair(self, index: int, query: Content, document: Content, instruction: str) -> Pair:
-        """One pair as scoring prepares it (query and document cut to the token limits)."""
-        query, q_truncated = self.fit_query(query)
-        return self.prepare(index, query, document, instruction, q_truncated)
+    def pair(self, index: int, query: Content, document: Content, instruction: str | None) -> Pair:
+        """One pair as scoring prepares it (texts cut as scoring cuts them): fine-tuning's view."""
+        return self.prepare(index, query, document, instruction)
 
     @property
     def device(self) -> Any:
@@ -279,23 +248,19 @@ class LycheeBackend(Backend):
 
     @property
     def fast_path(self) -> bool:
-        """Token ids built here, prefix KV cache, cached vision features (yes/no scoring of a known family)."""
+        """Token ids built here, prefix KV cache, cached vision features (every yes/no family)."""
         return self._fast
 
     def training_view(self) -> "LycheeBackend":
         """This backend, as the :class:`~.base.TrainingView` fine-tuning uses."""
-        if self.scoring != "yesno" or not self._fast:
-            raise ValueError("fine-tuning needs yes/no scoring on a Qwen2.5-VL style model")
+        if not self._fast:
+            raise ValueError("fine-tuning needs yes/no scoring (scoring='yesno')")
         return self
 
-    def render_prompt(self, query: Content, document: Content, instruction: str) -> str:
-        """The chat-templated text the model reads for one pair (images as their placeholder tokens).
-
-        Texts are cut to the token limits exactly as :meth:`score_pairs` cuts them, so what
-        ``/v1/analyze`` shows is what was scored.
-        """
-        query, q_truncated = self.fit_query(query)
-        return self.prepare(0, query, document, instruction, q_truncated).text
+    def render_prompt(self, query: Content, document: Content, instruction: str | None) -> str:
+        """The chat-templated text the model reads for one pair (images as their placeholder tokens),
+        cut exactly as scoring cuts it, so what ``/v1/analyze`` shows is what was scored."""
+        return self.prepare(0, query, document, instruction).text
 
     def batches(self, pairs: list[Pair], batch_size: int, offset: int = 0) -> list[list[Pair]]:
         """Sort by length and pack under ``batch_size`` pairs and ``max_batch_tokens`` padded tokens."""
@@ -307,29 +272,23 @@ class LycheeBackend(Backend):
         query: Content,
         documents: Sequence[Content],
         *,
-        instruction: str,
+        instruction: str | None,
         batch_size: int = 8,
         progress: ProgressCallback | None = None,
     ) -> list[PairScore]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        query, q_truncated = self.fit_query(query)
-        if q_truncated:
-            logger.warning("query text truncated to %d tokens (max_query_tokens)", self.max_query_tokens)
-
-        slots = self._prepare_all(query, documents, instruction, q_truncated)
+        slots = self._prepare_all(query, documents, instruction)
         pairs = [p for p in slots if isinstance(p, Pair)]
         self._run_call(pairs, int(query.has_image), batch_size, progress)
         return self._results(slots)
 
-    def _prepare_all(
-        self, query: Content, documents: Sequence[Content], instruction: str, q_truncated: bool
-    ) -> list[Pair | PairScore]:
+    def _prepare_all(self, query: Content, documents: Sequence[Content], instruction: str | None) -> list[Pair | PairScore]:
         """Each pair's prompt, or its error: a document whose prompt cannot be built fails alone."""
         slots: list[Pair | PairScore] = []
         for i, d in enumerate(documents):
             try:
-                slots.append(self.prepare(i, query, d, instruction, q_truncated))
+                slots.append(self.prepare(i, query, d, instruction))
             except Exception as exc:  # noqa: BLE001 - reported on that document, the others are scored
                 logger.warning("document %d: prompt not built: %s", i, exc)
                 slots.append(PairScore(error=f"prompt not built: {exc}"))
@@ -398,8 +357,7 @@ class LycheeBackend(Backend):
             return self._score_merged(groups, list(merged.values()), batch_size, progress)
         slots_by_group: list[list[Pair | PairScore]] = []
         for query, docs, instruction in groups:
-            query, truncated = self.fit_query(query)
-            slots_by_group.append(self._prepare_all(query, docs, instruction, truncated))
+            slots_by_group.append(self._prepare_all(query, docs, instruction))
         everything = [p for slots in slots_by_group for p in slots if isinstance(p, Pair)]
         # No image may sit in a prefix shared by different queries (n_query_images=0).
         self._run_call(everything, 0, batch_size, progress)
@@ -444,32 +402,26 @@ class LycheeBackend(Backend):
     @torch.inference_mode()
     def _forward(self, batch: list[Pair], call: _Call) -> list[PairScore]:
         if not self._fast:
-            return self._forward_processor(batch)
+            return self._forward_generate(batch)
         with self._lock:
             if call.prefix is not None:
-                logits = self._logits_from_prefix(batch, call)
+                hidden = self._hidden_from_prefix(batch, call)
                 self.stats["prefix_batches"] += 1
             else:
-                logits = self._logits_full(batch, call)
+                hidden = self.batch_hidden(batch, self._features(batch, call))
                 self.stats["full_batches"] += 1
-        return self.scores_from_logits(logits)
+        return self.scores_from_hidden(hidden)
 
-    def scores_from_logits(self, logits: torch.Tensor) -> list[PairScore]:
-        """The one place a score is made: p(yes) = softmax([no, yes])[yes] = sigmoid(yes - no)."""
-        yes = logits[:, self.yes_id]
-        no = logits[:, self.no_id]
-        probs = torch.sigmoid(yes - no)
-        return [
-            PairScore(score=float(p), yes_logit=float(y), no_logit=float(n))
-            for p, y, n in zip(probs.tolist(), yes.tolist(), no.tolist())
-        ]
+    def scores_from_hidden(self, hidden: torch.Tensor) -> list[PairScore]:
+        """The one place a score is made: the family's head on each row's last hidden state."""
+        probs, yes, no = self.head.scores(hidden)
+        return [PairScore(score=float(p), yes_logit=float(y), no_logit=float(n)) for p, y, n in zip(probs, yes, no)]
 
     # ------------------------------------------------------------------ vision features
-    def _preprocess(self, image: StoredImage) -> tuple[torch.Tensor, torch.Tensor]:
+    def _preprocess(self, image: StoredImage) -> dict[str, torch.Tensor]:
         # Decoded here, for this step only (under the process's pixel budget), then let go.
-        with pixels(image) as decoded, quiet_processor_warnings():
-            out = self.processor.image_processor(images=[decoded], return_tensors="pt")
-        return out["pixel_values"], out["image_grid_thw"]
+        with pixels(image) as decoded:
+            return self.family.preprocess(self.processor, [decoded], self._min_pixels, self._max_pixels)
 
     def _start_preprocessing(self, pairs: list[Pair], call: _Call) -> None:
         """Queue pixel preprocessing of every uncached image; it overlaps with model compute."""
@@ -484,28 +436,26 @@ class LycheeBackend(Backend):
                 else:
                     call.pending[key] = self._pool.submit(self._preprocess, image)
 
-    def _features(self, pairs: list[Pair], call: _Call, start: int = 0) -> list[torch.Tensor]:
+    def _features(self, pairs: list[Pair], call: _Call, start: int = 0) -> list[Any]:
         """Vision-tower outputs for the images of ``pairs`` (from image ``start`` of each pair), in order."""
         wanted = [k for p in pairs for k in p.keys[start:]]
         missing = list(dict.fromkeys(k for k in wanted if k not in call.features))
         if missing:
             # Futures stay queued until success, so a per-pair retry after a failure can reuse them.
-            pixel_values, grids = zip(*(call.pending[k].result() for k in missing))
-            for key, feats in zip(missing, self._vision(pixel_values, grids)):
+            inputs = [call.pending[k].result() for k in missing]
+            for key, feats in zip(missing, self._vision(inputs)):
                 call.pending.pop(key, None)
                 call.features[key] = feats
                 self.vision_cache.put(key, feats)
             self.stats["vision_cache_misses"] += len(missing)
         return [call.features[k] for k in wanted]
 
-    def _vision(self, pixel_values: Sequence[torch.Tensor], grids: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """One vision-tower call over several preprocessed images; one feature tensor per image."""
-        grid = torch.cat(list(grids)).to(self.loaded.device)
-        pixels = torch.cat(list(pixel_values)).to(self.loaded.device, self.loaded.dtype)
-        out = self.model.model.get_image_features(pixels, grid)
-        return list(out.pooler_output)
+    def _vision(self, inputs: Sequence[dict[str, torch.Tensor]]) -> list[Any]:
+        """One vision-tower call over several preprocessed images; one feature entry per image."""
+        batched = {key: torch.cat([i[key] for i in inputs]) for key in inputs[0]}
+        return self.family.vision(self.model, batched)
 
-    def image_features(self, images: Sequence[StoredImage]) -> list[torch.Tensor]:
+    def image_features(self, images: Sequence[StoredImage]) -> list[Any]:
         """Vision-tower outputs for ``images``, uncached, with autograd when it is on.
 
         Fine-tuning calls it: with the vision tower trained, features must carry gradients
@@ -513,46 +463,39 @@ class LycheeBackend(Backend):
         """
         if not images:
             return []
-        pixel_values, grids = zip(*(self._preprocess(image) for image in images))
-        return self._vision(pixel_values, grids)
+        return self._vision([self._preprocess(image) for image in images])
 
-    def _encoder_outputs(self, features: list[torch.Tensor]) -> dict[str, Any] | None:
-        if not features:
-            return None
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-        return {"image": BaseModelOutputWithPooling(pooler_output=tuple(features))}
-
-    def _positions(self, input_ids: torch.Tensor, mask: torch.Tensor, grids: list[tuple[int, int, int]]) -> torch.Tensor:
-        """3D rope positions on the full sequence (padding anywhere is skipped by the mask)."""
-        mm_types = (input_ids == self.image_token_id).int()
-        grid = torch.tensor(grids, device=input_ids.device) if grids else None
-        positions, _ = self.model.model.get_rope_index(input_ids, mm_types, image_grid_thw=grid, attention_mask=mask)
-        return positions
+    def _positions(self, input_ids: torch.Tensor, mask: torch.Tensor, grids: list[tuple[int, int, int]]) -> Any:
+        """Positions on the full sequence (padding anywhere is skipped by the mask), from the family."""
+        return self.family.positions(self.model, input_ids, mask, grids, self.image_token_id)
 
     # ------------------------------------------------------------------ language model
-    def _logits_full(self, batch: list[Pair], call: _Call) -> torch.Tensor:
-        return self.batch_logits(batch, self._features(batch, call))
+    def _run(self, input_ids: torch.Tensor, mask: torch.Tensor, positions: Any, features: Sequence[Any],
+             cache: Any = None, keep_cache: bool = False) -> Any:
+        """The one model call: the backbone over ``input_ids`` (continuing ``cache`` when given)."""
+        kwargs = self.family.encoder_inputs(features)
+        if positions is not None:
+            kwargs["position_ids"] = positions
+        if cache is not None:
+            kwargs[self._cache_kwarg] = cache
+        return self.backbone(input_ids=input_ids, attention_mask=mask, use_cache=keep_cache or cache is not None, **kwargs)
 
-    def batch_logits(self, batch: list[Pair], features: list[torch.Tensor]) -> torch.Tensor:
-        """Last-position logits (``[len(batch), vocab]``, float32) of a left-padded batch.
+    def batch_hidden(self, batch: list[Pair], features: list[Any]) -> torch.Tensor:
+        """Last-position hidden states (``[len(batch), dim]``) of a left-padded batch.
 
         ``features`` are the vision outputs of the batch's images, in order. No lock and no
         ``inference_mode`` here: scoring calls it under both, fine-tuning calls it with
-        autograd on, so a model is trained on exactly the token ids, padding and 3D rope
-        positions it is scored with.
+        autograd on, so a model is trained on exactly the token ids, padding and positions it
+        is scored with.
         """
         input_ids, mask = self._pack(batch)
         positions = self._positions(input_ids, mask, [g for p in batch for g in p.grids])
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            mm_encoder_outputs=self._encoder_outputs(features),
-            use_cache=False,
-            logits_to_keep=1,
-        )
-        return out.logits[:, -1, :].float()
+        return self._run(input_ids, mask, positions, features).last_hidden_state[:, -1]
+
+    def batch_logits(self, batch: list[Pair], features: list[Any]) -> torch.Tensor:
+        """Float32 vocabulary logits at the last position (fine-tuning's losses read them; the
+        ``[no, yes]`` columns are the family's score head, so training and scoring agree)."""
+        return self.head.vocab_logits(self.batch_hidden(batch, features))
 
     def _pack(self, batch: list[Pair], prefix: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = pack_ids(batch, self.tokenizer.pad_token_id, prefix)
@@ -566,20 +509,13 @@ class LycheeBackend(Backend):
         if length < MIN_PREFIX_TOKENS:
             self.stats["prefix_fallbacks"] += 1
             return None
-        device = self.loaded.device
-        input_ids = torch.tensor([first[:length]], device=device)
+        input_ids = torch.tensor([first[:length]], device=self.loaded.device)
         mask = torch.ones_like(input_ids)
         try:
             with torch.inference_mode(), self._lock:
                 feats = self._features(pairs[:1], call)[:n_query_images] if n_query_images else []
                 positions = self._positions(input_ids, mask, pairs[0].grids[:n_query_images])
-                out = self.model.model(
-                    input_ids=input_ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    mm_encoder_outputs=self._encoder_outputs(feats),
-                    use_cache=True,
-                )
+                out = self._run(input_ids, mask, positions, feats, keep_cache=True)
         except Exception as exc:  # noqa: BLE001 - CUDA OOM included; a bad first image too
             # The prefix is an optimisation shared by every pair: its failure must not fail them.
             # Each pair is then scored in full, where a bad one fails alone.
@@ -588,76 +524,43 @@ class LycheeBackend(Backend):
             return None
         return _Prefix(length=length, cache=output_cache(out), n_images=n_query_images)
 
-    def _logits_from_prefix(self, batch: list[Pair], call: _Call) -> torch.Tensor:
+    def _hidden_from_prefix(self, batch: list[Pair], call: _Call) -> torch.Tensor:
         prefix = call.prefix
         assert prefix is not None
         p = prefix.length
         full, mask = self._pack(batch, p)
-        positions = self._positions(full, mask, [g for pair in batch for g in pair.grids])[:, :, p:]
+        positions = self._positions(full, mask, [g for pair in batch for g in pair.grids])
         cache = copy.deepcopy(prefix.cache)
         cache.batch_repeat_interleave(len(batch))
-        out = self.model(
-            input_ids=full[:, p:],
-            attention_mask=mask,
-            position_ids=positions,
-            mm_encoder_outputs=self._encoder_outputs(self._features(batch, call, start=prefix.n_images)),
-            use_cache=True,
-            **{self._cache_kwarg: cache},
-            logits_to_keep=1,
-        )
-        return out.logits[:, -1, :].float()
+        features = self._features(batch, call, start=prefix.n_images)
+        sliced = positions[..., p:] if positions is not None else None
+        return self._run(full[:, p:], mask, sliced, features, cache=cache).last_hidden_state[:, -1]
 
-    # ------------------------------------------------------------------ processor path
-    def _encode(self, batch: list[Pair]) -> Any:
-        with ExitStack() as stack:  # the batch's pixels, decoded for the processor and let go after
+    # ------------------------------------------------------------------ generate mode
+    def _encode(self, batch: list[Pair]) -> dict[str, Any]:
+        """Model inputs of a batch as a plain processor call would give them: our ids (escaped, cut
+        by tokens) and the family's preprocessing of the batch's images (decoded, then let go)."""
+        input_ids, mask = self._pack(batch)
+        inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
+        with ExitStack() as stack:
             images = [stack.enter_context(pixels(im)) for p in batch for im in p.images]
-            return self._encode_images(batch, images)
-
-    def _encode_images(self, batch: list[Pair], images: list[Image.Image]) -> Any:
-        if self.family.fast_path:
-            # Qwen-VL: the pair's own ids (escaped, cut by tokens) plus the image processor's
-            # output are exactly what the processor would build from the text, minus re-tokenizing.
-            input_ids, mask = self._pack(batch)
-            inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
-            if images:
-                with quiet_processor_warnings():
-                    pixels = self.processor.image_processor(images=images, return_tensors="pt")
-                inputs["pixel_values"] = pixels["pixel_values"].to(self.loaded.device, self.loaded.dtype)
-                inputs["image_grid_thw"] = pixels["image_grid_thw"].to(self.loaded.device)
-            return inputs
-        with quiet_processor_warnings():
-            inputs = self.processor(
-                text=[p.text for p in batch],
-                images=images or None,
-                padding=True,
-                padding_side="left",
-                return_tensors="pt",
-            )
-        inputs = inputs.to(self.loaded.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.loaded.dtype)
+            vision = self.family.preprocess(self.processor, images, self._min_pixels, self._max_pixels) if images else {}
+        for key, value in vision.items():
+            dtype = self.loaded.dtype if value.is_floating_point() else value.dtype
+            inputs[key] = value.to(device=self.loaded.device, dtype=dtype)
+        inputs.update(self.family.generate_inputs(input_ids, vision, self.image_token_id))
         return inputs
 
-    def _forward_processor(self, batch: list[Pair]) -> list[PairScore]:
-        """Plain processor + model call: generate mode, and VLMs without Qwen's rope helper."""
+    def _forward_generate(self, batch: list[Pair]) -> list[PairScore]:
+        """``scoring="generate"``: the model writes a 0-10 answer, which is parsed."""
         inputs = self._encode(batch)
         with self._lock:
-            if self.scoring == "generate":
-                return self._generate(inputs)
-            logits = self.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1, :].float()
-        return self.scores_from_logits(logits)
-
-    def _generate(self, inputs: Any) -> list[PairScore]:
-        out = self.model.generate(
-            **inputs,
-            max_new_tokens=self.max_new_tokens,
-            do_sample=False,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
+            out = self.model.generate(
+                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
+            )
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
-        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         results = []
-        for text in texts:
+        for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True):
             value = parse_score(text)
             evidence = {} if value is not None else {"unparsed": True}
             results.append(PairScore(score=(value or 0.0) / 10.0, raw_output=text, evidence=evidence))
@@ -667,6 +570,7 @@ class LycheeBackend(Backend):
         return {
             "backend": self.name,
             "model": self.loaded.name,
+            "family": self.family.name,
             "device": str(self.loaded.device),
             "dtype": str(self.loaded.dtype).removeprefix("torch."),
             "attn_implementation": self.loaded.attn_implementation,
@@ -675,7 +579,7 @@ class LycheeBackend(Backend):
 
 
 def create_backend(config: RerankerConfig, **options: Any) -> LycheeBackend:
-    """Registry factory (:func:`lychee_rerank.backends.create`): load the model, wrap it.
+    """Registry factory (:func:`lychee_rerank.backends.create`): find the family, load the model, wrap it.
 
     ``options`` go to :class:`LycheeBackend` (e.g. ``max_new_tokens``, ``preprocess_workers``).
     """
@@ -690,6 +594,8 @@ def create_backend(config: RerankerConfig, **options: Any) -> LycheeBackend:
         max_pixels=config.max_pixels,
         adapter=config.adapter,
         merge_adapter=config.merge_adapter,
+        trust_remote_code=config.trust_remote_code,
+        family=config.family,
     )
     return LycheeBackend(
         loaded,

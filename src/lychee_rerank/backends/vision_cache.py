@@ -8,37 +8,37 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Hashable
+from typing import Any, Callable, Hashable
 
 import torch
 
 from ..config import DEFAULT_VISION_CACHE_BYTES
 
 
+def tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
 class VisionCache:
-    def __init__(self, max_bytes: int = DEFAULT_VISION_CACHE_BYTES) -> None:
+    """Entries are whatever one image's features are for its family (a tensor, or a tuple of them,
+    e.g. Qwen3-VL's merged embeddings and DeepStack features); ``sizeof`` counts their bytes.
+    Hits and misses are counted by the caller (``backend.stats``)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_VISION_CACHE_BYTES, sizeof: Callable[[Any], int] = tensor_bytes) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+        self._size = sizeof
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
-    @staticmethod
-    def _size(t: torch.Tensor) -> int:
-        return t.numel() * t.element_size()
-
-    def get(self, key: Hashable) -> torch.Tensor | None:
+    def get(self, key: Hashable) -> Any | None:
         with self._lock:
             value = self._items.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
+            if value is not None:
+                self._items.move_to_end(key)
             return value
 
-    def put(self, key: Hashable, value: torch.Tensor) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         size = self._size(value)
         if size > self.max_bytes:
             return  # never evict everything for one oversized entry

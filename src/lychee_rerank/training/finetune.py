@@ -252,7 +252,7 @@ class _Trainer:
             pairs.append(self.backend.pair(i, query, doc, instruction))
         return pairs
 
-    def _features(self, pairs: list[Any], grad: bool) -> list[torch.Tensor]:
+    def _features(self, pairs: list[Any], grad: bool) -> list[Any]:
         images = [im for p in pairs for im in p.images]
         if not images:
             return []
@@ -262,11 +262,12 @@ class _Trainer:
         # Frozen tower: its outputs are constants; reuse the backend's bounded feature cache.
         keys = [k for p in pairs for k in p.keys]
         cache = self.backend.vision_cache
-        found: dict[Any, torch.Tensor] = {}
+        found: dict[Any, Any] = {}
         for k in keys:
             cached = cache.get(k)
             if cached is not None:
                 found[k] = cached
+                self.backend.stats["vision_cache_hits"] += 1
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         if missing:
             first = {k: im for k, im in zip(keys, images)}
@@ -599,13 +600,9 @@ def finetune_with_config(
     if isinstance(model, LycheeReranker):
         reranker = model
     else:
-        # Only what the user set: the rest keeps from_pretrained's defaults, so training sees the
-        # same pixel budget and token limits as inference.
-        names = ("max_query_tokens", "max_doc_tokens", "min_pixels", "max_pixels")
-        kwargs = {k: getattr(config, k) for k in names if getattr(config, k) is not None}
-        reranker = LycheeReranker.from_pretrained(
-            model, device=config.device, dtype=config.dtype, attn_implementation=config.attn_implementation, **kwargs
-        )
+        # The same RerankerConfig inference is built from (unset limits: the family's defaults),
+        # so training sees the pixel budget, token limits and prompt that inference will.
+        reranker = LycheeReranker.from_config(config.reranker.with_(backend="lychee", model=str(model)))
     trainer = _Trainer(reranker, config, Dataset(train_groups, []), eval_groups, bad)
     return trainer.run()
 
