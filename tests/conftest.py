@@ -18,6 +18,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# ``qwen3_vl_dir`` (a tiny Qwen3-VL-Reranker checkpoint) and ``official_env`` (the official
+# scorer's environment) for every test folder.
+pytest_plugins = ["tests.official.harness"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """SIGTERM (a CI job cancelled, ``kill``) unwinds the run like Ctrl-C.

@@ -180,3 +180,32 @@ def test_the_length_check_sees_a_long_function(tmp_path):
     long = tmp_path / "long.py"
     long.write_text("def f():\n" + "    x = 1\n" * 90)
     assert _long_functions({"lychee_rerank.long": long}) == ["lychee_rerank.long:1 f (91 lines)"]
+
+
+#: The family-agnostic driver and the machinery it owns (see docs/architecture.md).
+DRIVER_MODULES = [
+    "lychee_rerank.backends.lychee", "lychee_rerank.backends.packing", "lychee_rerank.backends.vision_cache",
+    "lychee_rerank.backends.loading", "lychee_rerank.backends.base", "lychee_rerank.backends.patch_embed",
+]
+
+
+@pytest.mark.parametrize("module", DRIVER_MODULES)
+def test_the_driver_knows_no_checkpoint_family(module):
+    """Adding a family is one adapter module: the driver may not import a family's transformers
+    classes or modules, nor name a model type, an architecture or a family anywhere in its source."""
+    from lychee_rerank.backends.families import FAMILIES
+
+    source = MODULES[module].read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert not node.module.startswith("transformers.models"), f"{module} imports {node.module}"
+            if node.module == "transformers":
+                for alias in node.names:
+                    assert not alias.name.startswith(("Qwen", "Llava", "Jina", "Bert")), f"{module} imports {alias.name}"
+    names = {"qwen", "vl_", "_vl"}
+    for spec in FAMILIES.values():
+        names |= {spec.name.lower(), *(t.lower() for t in spec.model_types), *(a.lower() for a in spec.architectures)}
+    lowered = source.lower()
+    named = sorted(n for n in names if n in lowered)
+    assert not named, f"{module} names checkpoint families: {named}"

@@ -220,3 +220,15 @@ def test_the_bytes_read_are_capped_whatever_st_size_says(tmp_path):
     assert path.stat().st_size == 0
     with pytest.raises(InputError, match="over the limit of 16 bytes"):
         read_image_file(path, max_bytes=16)
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: p,                                   # a Path to a video file
+    lambda p: {"video": str(p)},                   # a video under its own key
+    lambda p: {"text": "a cat", "video": str(p)},  # beside text
+])
+def test_video_inputs_are_refused_by_name_not_scored(tmp_path, make):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    with pytest.raises(InputError, match="video input is not supported"):
+        to_content(make(clip))

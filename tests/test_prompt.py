@@ -57,7 +57,7 @@ def test_templates_builtin_user_file_and_resolution(tmp_path):
     merged = load_templates(user)
     assert merged["legal"].startswith("Given a legal") and merged["web_search"] == "x"
     assert resolve_instruction(template="legal", templates_file=user).startswith("Given a legal")
-    assert resolve_instruction() == DEFAULT_INSTRUCTION
+    assert resolve_instruction() is None  # the model family's own default (backend.default_instruction)
     assert resolve_instruction("custom") == "custom"
     with pytest.raises(ValueError, match="unknown template 'nope'"):
         resolve_instruction(template="nope")

@@ -195,7 +195,7 @@ def test_truncation_cuts_token_ids_inside_a_multibyte_character(qwen_vocab_model
     assert cuts >= 3  # several limits fall inside a character: the case decode/re-encode broke
     result = full.rerank("a cat", [doc])[0]
     assert result.truncated and result.error is None
-    kept, cut = backend.truncate(doc, 4)  # the helper cuts ids too
+    kept, cut = backend.prompt_tokens.cut(doc, 4)  # the helper cuts ids too
     assert kept == doc_ids[:4] and cut
 
 
@@ -278,9 +278,9 @@ def test_prompt_ids_of_a_long_document_and_query_are_those_of_the_whole_texts(qw
         pair = backend.prepare(0, Content(text=query), Content(text=doc), "Find 相关 passages", False)
         ids, cut = _whole_text_prompt(backend, query, doc, "Find 相关 passages")
         assert pair.ids == ids and pair.truncated == any(cut[1:]), name
-    assert backend.fit_query(Content(text=text))[1]  # the query is reported cut
+    assert backend.prepare(0, Content(text=text), Content(text="d"), None).truncated  # the query is reported cut
     whole = backend.prompt_tokens.plain().encode(text, add_special_tokens=False).ids
-    assert backend.truncate(text, 37) == (whole[:37], True)
+    assert backend.prompt_tokens.cut(text, 37) == (whole[:37], True)
 
 
 _RSS_SCRIPT = r"""

@@ -39,6 +39,10 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from .config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS  # noqa: E402
 
 SUPPORTED_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+#: Video files and mapping keys are refused by name: no family here scores video, and a clear
+#: "not supported" beats "not a supported image" (or, worse, a score of the text of a path).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
+VIDEO_NOT_SUPPORTED = "video input is not supported (queries and documents are text and images): give a frame as an image"
 
 
 class InputError(ValueError):
@@ -288,6 +292,8 @@ def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: P
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return _image_content(bytes(obj), "<bytes>", limits)
     if isinstance(obj, Path):
+        if obj.suffix.lower() in VIDEO_SUFFIXES:
+            raise InputError(f"{obj}: {VIDEO_NOT_SUPPORTED}")
         path = base_dir / obj if base_dir is not None and not obj.is_absolute() else obj
         content = _image_content(_read_path(path, limits), str(obj), limits)
         sidecar = sidecar_caption(path)
@@ -299,6 +305,8 @@ def to_content(obj: InputLike, *, limits: ImageLimits | None = None, base_dir: P
         return Content(image=image, source=None, image_hash=pixel_hash(image), caption=caption)
     if isinstance(obj, Mapping):
         unknown = set(obj) - {"text", "image", "source"}
+        if unknown & {"video", "videos", "video_url"}:
+            raise InputError(VIDEO_NOT_SUPPORTED)
         if unknown:
             raise InputError(
                 f"unsupported key(s) {sorted(unknown)} in a content mapping: expected 'text' and/or 'image'"

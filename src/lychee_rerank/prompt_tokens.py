@@ -109,12 +109,6 @@ class PromptTokenizer:
             return []
         return sorted({m.group() for m in self._added_re.finditer(text)})
 
-    def count(self, text: Optional[str]) -> int:
-        """Tokens of a user text on its own, as this tokenizer (escaped or not) reads it."""
-        if not text:
-            return 0
-        return len(self._user_encoder().encode(text, add_special_tokens=False).ids)
-
     def prefix(self, text: str, limit: Optional[int]) -> str:
         """``text``, or a prefix of it whose first ``limit`` tokens are those of the whole text and
         which still has more than ``limit``, so that cutting it by tokens gives the same ids and flag.

@@ -99,7 +99,7 @@ class Backend(ABC):
         """Why this backend cannot read an image of ``size`` (width, height), or ``None``.
 
         Asked when a query or document is read, before anything is scored, so a shape the
-        model family cannot take (Qwen-VL: an aspect ratio over 200) is that input's own
+        model family cannot take (an extreme aspect ratio, say) is that input's own
         error: a refused query fails its request (HTTP 422), a refused document only itself.
         """
         return None

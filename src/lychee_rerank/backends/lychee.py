@@ -161,7 +161,7 @@ class LycheeBackend(Backend):
         return self.family.grid(image.width, image.height, self._min_pixels, self._max_pixels)
 
     def image_refusal(self, size: tuple[int, int]) -> str | None:
-        """A shape the family's resize refuses (Qwen-VL: an aspect ratio over 200), said when the image is read."""
+        """A shape the family's resize refuses (an extreme aspect ratio, say), said when the image is read."""
         width, height = size
         try:
             self.family.grid(width, height, self._min_pixels, self._max_pixels)

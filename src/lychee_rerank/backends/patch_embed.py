@@ -1,8 +1,10 @@
 """The vision tower's patch embedding as one matmul on CPU.
 
-Qwen2.5-VL embeds each pre-cut 2x14x14 patch with a ``Conv3d`` whose kernel equals its stride:
-mathematically a linear layer over the 1,176 flattened values. PyTorch's CPU Conv3d is slow for
-this shape; profiling a cold 50-photo gallery put 37% of the vision tower's time in it. The
+Vision towers that cut images into patches beforehand (lychee-rerank-mm's 2x14x14 patches, say)
+embed each with a ``Conv3d`` whose kernel equals its stride: mathematically a linear layer over
+the flattened values (1,176 there). PyTorch's CPU Conv3d is slow for this shape; profiling a
+cold 50-photo gallery put 37% of the vision tower's time in it. Any model whose
+``model.visual.patch_embed.proj`` is such a convolution qualifies; others are left alone. The
 same weights as a matmul give the same features (summation order aside: ~1e-7 in FP32).
 CUDA keeps the convolution (cuDNN) until the GPU run-book has measured the swap there.
 """

@@ -21,7 +21,7 @@ def tensor_bytes(t: torch.Tensor) -> int:
 
 class VisionCache:
     """Entries are whatever one image's features are for its family (a tensor, or a tuple of them,
-    e.g. Qwen3-VL's merged embeddings and DeepStack features); ``sizeof`` counts their bytes.
+    e.g. merged embeddings plus per-layer features); ``sizeof`` counts their bytes.
     Hits and misses are counted by the caller (``backend.stats``)."""
 
     def __init__(self, max_bytes: int = DEFAULT_VISION_CACHE_BYTES, sizeof: Callable[[Any], int] = tensor_bytes) -> None:
