@@ -24,7 +24,8 @@ from _common import print_table  # noqa: E402
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from lychee_rerank.jobs.batch import RerankerSpec, ScoreOptions, run_batch  # noqa: E402
+from lychee_rerank.config import RerankerConfig  # noqa: E402
+from lychee_rerank.jobs.batch import ScoreOptions, run_batch  # noqa: E402
 
 
 def write_input(path: Path, queries: int, per_query: int) -> int:
@@ -48,7 +49,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lychee-batch-bench-"))
     src = work / "input.jsonl"
     pairs = write_input(src, args.queries, args.per_query)
-    spec = RerankerSpec(backend="lite")
+    spec = RerankerConfig(backend="lite")
     options = ScoreOptions(batch_size=8)
 
     # Untimed warm-up: the first lite load on a machine fills on-disk caches (tens of seconds),

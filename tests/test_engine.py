@@ -157,3 +157,57 @@ def test_a_document_of_only_whitespace_or_zero_width_characters_is_empty(reranke
     assert results[0].error is None
     for i in (1, 2):
         assert results[i].error and f"document {i} is empty" in results[i].error
+
+
+# ----------------------------------------------------------------------------- construction (issue 21)
+
+
+class _Captured(RuntimeError):
+    """Raised by the stub factory with the config it was handed: nothing loads."""
+
+
+@pytest.fixture()
+def capture_create(monkeypatch):
+    """``backends.create`` replaced: raises :class:`_Captured` with (config, options)."""
+    from lychee_rerank import backends
+
+    def create(config, *, notice=None, **options):
+        raise _Captured(config, options)
+
+    monkeypatch.setattr(backends, "create", create)
+
+
+def _captured(call) -> tuple:
+    with pytest.raises(_Captured) as caught:
+        call()
+    return caught.value.args
+
+
+def test_from_pretrained_leaves_the_pixel_budget_to_the_family(capture_create):
+    """No Qwen2.5-VL numbers written into the engine: ``None`` reaches the backend, which asks the family."""
+    config, options = _captured(lambda: LycheeReranker.from_pretrained("some/model", family="qwen3_vl", max_doc_tokens=99))
+    assert (config.backend, config.model, config.family) == ("lychee", "some/model", "qwen3_vl")
+    assert (config.min_pixels, config.max_pixels, config.max_query_tokens) == (None, None, None)
+    assert config.max_doc_tokens == 99 and options == {}
+
+
+def test_keyword_arguments_are_routed_by_one_rule():
+    """A RerankerConfig field configures (even one the constructor also takes: ``templates_file``),
+    a constructor parameter goes to it, anything else is a backend option."""
+    config, engine, options = LycheeReranker.route(
+        {"device": "cpu", "family": "qwen3_vl", "templates_file": "t.json", "backend": "lite", "scale": 10.0,
+         "tie_epsilon": 0.0, "image_limits": ImageLimits(1, 2), "cache_dir": "c", "ocr": False}
+    )
+    assert config == {"device": "cpu", "family": "qwen3_vl", "templates_file": "t.json", "backend": "lite"}
+    assert engine == {"scale": 10.0, "tie_epsilon": 0.0, "image_limits": ImageLimits(1, 2)}
+    assert options == {"cache_dir": "c", "ocr": False}
+
+
+def test_from_config_applies_config_fields_given_by_name(capture_create):
+    """They used to fall through to the backend's factory (a TypeError in the lite backend)."""
+    from lychee_rerank.config import RerankerConfig
+
+    config, options = _captured(
+        lambda: LycheeReranker.from_config(RerankerConfig(backend="lite"), device="cpu", lite_cache_dir="/c", ocr=False)
+    )
+    assert (config.backend, config.device, config.lite_cache_dir) == ("lite", "cpu", "/c") and options == {"ocr": False}

@@ -7,16 +7,18 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any, Callable, Mapping, Sequence
 
 from .backends.base import Backend, ProgressCallback
-from .config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, RerankerConfig
+from .config import RerankerConfig
 from .inputs import Content, ImageLimits, InputError, InputLike, to_content, to_query
 from .postprocess import PostProcessOptions, rank
 from .prompt import resolve_instruction
@@ -56,24 +58,38 @@ class LycheeReranker:
         self.scale = scale
 
     # ------------------------------------------------------------------ construction
-    #: Keyword arguments of the constructor (everything else configures the backend).
-    ENGINE_KEYS = frozenset({"image_limits", "templates_file", "tie_epsilon", "scale"})
-
     @classmethod
     def from_config(
         cls, config: RerankerConfig, *, notice: Callable[[str], None] | None = None, **kwargs: Any
     ) -> "LycheeReranker":
         """Build the backend ``config`` names (:func:`lychee_rerank.backends.create`) and wrap it.
 
-        The image limits and templates file come from ``config`` unless given here. Keyword
-        arguments that are not the constructor's go to the backend's factory.
+        Keyword arguments are routed by name (:meth:`route`): ``RerankerConfig`` fields change
+        ``config``, the constructor's parameters go to it, the rest to the backend's factory.
+        The image limits and templates file come from the config unless ``image_limits`` is given.
         """
         from . import backends
 
-        engine_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.ENGINE_KEYS}
+        changes, engine_kwargs, options = cls.route(kwargs)
+        config = replace(config, **changes)
         engine_kwargs.setdefault("image_limits", ImageLimits(config.image_max_pixels, config.image_max_bytes))
-        engine_kwargs.setdefault("templates_file", config.templates_path)
-        return cls(backends.create(config, notice=notice, **kwargs), **engine_kwargs)
+        backend = backends.create(config, notice=notice, **options)
+        return cls(backend, templates_file=config.templates_path, **engine_kwargs)
+
+    @classmethod
+    def route(cls, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(config fields, constructor arguments, backend options): the one routing rule.
+
+        A name that is a :class:`RerankerConfig` field configures the reranker (so ``backend``
+        and ``templates_file`` are the config's), else one of :meth:`__init__`'s parameters goes
+        to the constructor, else it is an option of the backend's factory (e.g. ``cache_dir``).
+        """
+        fields = {f.name for f in dataclass_fields(RerankerConfig)}
+        own = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        routed: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] = ({}, {}, {})
+        for name, value in kwargs.items():
+            routed[0 if name in fields else 1 if name in own else 2][name] = value
+        return routed
 
     @classmethod
     def from_pretrained(
@@ -83,29 +99,30 @@ class LycheeReranker:
         device: Any = "auto",
         dtype: Any = "auto",
         attn_implementation: str | None = "auto",
-        min_pixels: int | None = DEFAULT_MIN_PIXELS,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
         **kwargs: Any,
     ) -> "LycheeReranker":
-        """Load lychee-rerank-mm (hub id or local directory) or another Qwen2.5-VL style model.
+        """Load a reranker checkpoint (hub id or local directory) of a known family (``lychee models``).
 
         Defaults pick BF16 (else FP16) and Flash-Attention-2 (else SDPA) on CUDA, FP32 and
         SDPA on CPU; the choice is on ``reranker.device``, ``.dtype``, ``.attn_implementation``.
-        ``min_pixels``/``max_pixels`` bound each image's visual tokens (defaults as in the
-        published scripts: 4 to 1280 tokens). Other :class:`~lychee_rerank.config.RerankerConfig`
-        fields (``scoring``, ``max_query_tokens``, ``max_doc_tokens``, ``adapter``,
-        ``merge_adapter``, ``max_batch_tokens``, ``prefix_cache``, ``vision_cache_bytes``,
-        ``escape_special_tokens``) may be given by name; the constructor's keyword arguments go
-        to the constructor. ``escape_special_tokens`` (default True) keeps special-token strings
-        such as ``<|im_end|>`` in the query, documents and instruction as plain text, so no user
-        text can write control tokens into the prompt; False tokenizes them as upstream does.
+        ``min_pixels``/``max_pixels`` bound each image's visual tokens (``None``: the family's
+        default, e.g. 4 to 1280 tokens of 28x28 pixels for lychee-rerank-mm). The family is read
+        from the checkpoint's config.json unless ``family=`` names one. Other keyword arguments
+        are routed by :meth:`route`: :class:`~lychee_rerank.config.RerankerConfig` fields
+        (``family``, ``scoring``, ``max_query_tokens``, ``adapter``, ``prefix_cache``,
+        ``escape_special_tokens``, ...), the constructor's (``tie_epsilon``, ``scale``,
+        ``image_limits``), or the backend's options. ``escape_special_tokens`` (default True)
+        keeps special-token strings such as ``<|im_end|>`` in the query, documents and
+        instruction as plain text, so no user text can write control tokens into the prompt;
+        False tokenizes them as upstream does.
         """
-        config = RerankerConfig(
-            backend="lychee", model=str(model_name_or_path), device=device, dtype=dtype,
-            attn_implementation=attn_implementation, min_pixels=min_pixels, max_pixels=max_pixels,
-            **cls._config_fields(kwargs),
+        config = RerankerConfig(backend="lychee", model=str(model_name_or_path))
+        return cls.from_config(
+            config, device=device, dtype=dtype, attn_implementation=attn_implementation,
+            min_pixels=min_pixels, max_pixels=max_pixels, **kwargs,
         )
-        return cls.from_config(config, **kwargs)
 
     @classmethod
     def load(
@@ -121,17 +138,10 @@ class LycheeReranker:
         ``lychee`` loads ``model`` (or ``$LYCHEE_MODEL``). ``lite`` builds the offline backend
         from models that ship inside packages. ``auto`` takes the model when one is configured
         or found in the local hub cache, else the lite backend, and says so through ``notice``.
-        Keyword arguments name :class:`~lychee_rerank.config.RerankerConfig` fields, the
-        constructor's arguments, or go to the chosen backend's factory.
+        Keyword arguments are routed by :meth:`route`.
         """
-        config = RerankerConfig(backend=backend, model=str(model) if model else None, **cls._config_fields(kwargs))
+        config = RerankerConfig(backend=backend, model=str(model) if model else None)
         return cls.from_config(config, notice=notice, **kwargs)
-
-    @classmethod
-    def _config_fields(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Pop the :class:`RerankerConfig` fields out of ``kwargs`` (the constructor's own stay)."""
-        fields = set(RerankerConfig.__dataclass_fields__)
-        return {k: kwargs.pop(k) for k in list(kwargs) if k in fields and k not in cls.ENGINE_KEYS}
 
     # ------------------------------------------------------------------ properties
     @property
@@ -307,7 +317,8 @@ class _Request:
 
     query: Content
     documents: list[Any]
-    instruction: str
+    instruction: str | None
+    """``None``: the backend's family default (:attr:`Backend.default_instruction`)."""
     options: PostProcessOptions
     raise_on_error: bool = False
     contents: list[Content | None] = field(default_factory=list)

@@ -1,5 +1,5 @@
-"""``import lychee_rerank``, ``lychee --help``, ``lychee templates`` and commands that fail on
-their arguments must not import the heavy libraries: those load when a backend is created."""
+"""``import lychee_rerank``, ``lychee --help``, ``lychee templates``, ``lychee models`` and commands
+that fail on their arguments must not import the heavy libraries: those load when a backend is created."""
 
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ def test_import_lychee_rerank_and_its_cli_stays_light():
         (["batch", "--backend", "magic", __file__, "out.jsonl"], 2),
         (["serve", "--port", "99999"], 2),
         (["eval", "--help"], 0),
+        (["models"], 0),  # the family registry's metadata only
+        (["families", "--json"], 0),
+        (["rerank", "--family", "nope", "q", "--text", "a"], 2),  # an unknown family: refused before loading
+        (["serve", "--family", "nope"], 2),
     ],
 )
 def test_cli_commands_that_need_no_model_import_no_heavy_library(args, code, tmp_path, monkeypatch):

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from lychee_rerank.jobs.batch import RerankerSpec, read_output, run_batch
+from lychee_rerank.config import RerankerConfig
+from lychee_rerank.jobs.batch import read_output, run_batch
 
 from ..ray_support import ray_local  # noqa: F401 - the shared session fixture
 
@@ -94,7 +95,7 @@ def test_ray_matches_library_and_local_tiny(ray_local, tmp_path, tiny_model_dir,
     """Tiny checkpoint, 2 actors: 300 pairs, each once, library scores; --local gives the same."""
     path, expected = make_input(tmp_path / "data", image_files)
     truth = library_scores(reranker, expected)
-    spec = RerankerSpec(backend="lychee", model=str(tiny_model_dir), device="cpu", dtype="float32")
+    spec = RerankerConfig(backend="lychee", model=str(tiny_model_dir), device="cpu", dtype="float32")
 
     summary = run_batch(path, tmp_path / "ray.jsonl", spec, local=False, concurrency=2, num_cpus_per_actor=0.5,
                         queries_per_batch=4)
@@ -149,7 +150,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(ray_local, tmp_path, tiny
     with out.open("a", encoding="utf-8") as fh:  # a crash in the middle of a line
         fh.write('{"query_id": "q599", "results": [{"index": 0, "sco')
 
-    summary = run_batch(path, out, RerankerSpec(backend="lychee", model=str(tiny_model_dir), device="cpu", dtype="float32"),
+    summary = run_batch(path, out, RerankerConfig(backend="lychee", model=str(tiny_model_dir), device="cpu", dtype="float32"),
                         concurrency=2, num_cpus_per_actor=0.5, queries_per_batch=32)
     assert summary.skipped == written and summary.queries == len(expected) + 2 - written
     check_output(read_output(out), library_scores(reranker, expected))

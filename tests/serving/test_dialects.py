@@ -259,6 +259,7 @@ def test_models_listing(dialect_server, server_model_dir):
             (card,) = body["data"]
             assert card["id"] == str(server_model_dir) and card["object"] == "model"
             assert card["owned_by"] and isinstance(card["created"], int)
+            assert card["family"] == "qwen2_5_vl"
 
 
 # --------------------------------------------------------------------------- lite backend

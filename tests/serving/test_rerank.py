@@ -315,3 +315,24 @@ def test_a_failing_shared_pass_does_not_sink_the_other_requests(server_reranker)
     assert bad.done.is_set()
     with pytest.raises(RuntimeError, match="poison"):
         bad.get()
+
+
+def test_a_video_fails_its_own_item_with_a_clear_error_never_a_score(main_server, server_reranker):
+    """Video is not supported: a video document fails alone (200, its error), a video query is a 422."""
+    clip = "data:video/mp4;base64,AAAAGGZ0eXBtcDQy"
+    documents = [
+        "a black cat",
+        {"video": clip},                                                       # under its own key
+        [{"type": "text", "text": "a clip"}, {"type": "video_url", "video_url": {"url": clip}}],  # a content part
+        {"content": [{"type": "video", "video": clip}]},
+        "coffee cup on a table",
+    ]
+    r = post(main_server, "/v1/rerank", {"query": QUERY, "documents": documents})
+    assert r.status_code == 200, r.text
+    errors = {x["index"]: x["error"] for x in r.json()["results"] if "error" in x}
+    assert set(errors) == {1, 2, 3} and all("video input is not supported" in e for e in errors.values()), errors
+    assert r.json()["usage"]["scored"] == 2
+    for query in ({"video": clip}, [{"type": "video_url", "video_url": {"url": clip}}]):
+        r = post(main_server, "/v1/rerank", {"query": query, "documents": ["a black cat"]})
+        assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_query", r.text
+        assert "video input is not supported" in r.json()["error"]["message"]

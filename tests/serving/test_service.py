@@ -31,6 +31,7 @@ def test_health_is_503_while_loading_then_ok(start_server, server_model_dir):
         r = c.get("/health")
         assert r.status_code == 503
         assert r.json()["status"] == "loading" and r.json()["model"] is None and r.json()["uptime_s"] >= 0
+        assert r.json()["family"] is None  # nothing loaded yet
         busy = c.post("/v1/rerank", json={"query": "q", "documents": ["d"]})
         assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
         assert busy.json()["error"]["type"] == "loading"
@@ -39,6 +40,7 @@ def test_health_is_503_while_loading_then_ok(start_server, server_model_dir):
     health = live.wait_healthy(timeout_s=30)
     assert health["status"] == "ok"
     assert health["backend"] == "lychee" and health["model"] == str(server_model_dir)
+    assert health["family"] == "qwen2_5_vl"  # read from the checkpoint's config.json
     assert health["device"] == "cpu" and health["dtype"] == "float32" and health["attn_implementation"] == "sdpa"
     with live.client() as c:
         assert c.post("/v1/rerank", json={"query": "q", "documents": ["d"]}).status_code == 200

@@ -245,6 +245,18 @@ def test_resume_continues_at_the_right_step(tiny_model_dir, task, tmp_path):
     assert [Path(c).name for c in d.checkpoints] == ["checkpoint-1"]
 
 
+def test_the_base_model_is_loaded_from_the_nested_reranker_config(tiny_model_dir, task, tmp_path):
+    """Reranker fields given by name (``family``, limits, device) are the RerankerConfig inference uses; saved with the run."""
+    out = tmp_path / "nested"
+    report = finetune(str(tiny_model_dir), task["train"], output_dir=out, max_steps=1, batch_size=4, lora_r=4,
+                      eval_split=0.0, progress=False, family="qwen2_5_vl", max_doc_tokens=64, device="cpu", dtype="float32")
+    assert report.steps == 1
+    saved = json.loads((out / "finetune_config.json").read_text())["reranker"]
+    assert (saved["family"], saved["max_doc_tokens"], saved["device"], saved["min_pixels"]) == ("qwen2_5_vl", 64, "cpu", None)
+    with pytest.raises(ValueError, match="known families are qwen2_5_vl, qwen3_vl"):
+        finetune(str(tiny_model_dir), task["train"], output_dir=out, family="nope", progress=False)
+
+
 def test_full_vocabulary_loss_trains(tiny_model_dir, task, tmp_path):
     out = tmp_path / "vocab"
     report = finetune(str(tiny_model_dir), task["train"], output_dir=out, max_steps=3, lr=1e-2, batch_size=4, lora_r=4,

@@ -30,6 +30,19 @@ def test_app_renders_three_modes_and_status(app):
     assert "lychee" in footer and "cpu" in footer and "float32" in footer and "sdpa" in footer
 
 
+def test_footer_names_the_family_and_lite_by_its_own_name(monkeypatch, lite_ui_cache):
+    """The model backend's info carries its checkpoint family; the lite backend has none and is named."""
+    monkeypatch.setenv("LYCHEE_UI_BACKEND", "lite")
+    monkeypatch.setenv("LYCHEE_UI_LANG", "en")
+    monkeypatch.setenv("LYCHEE_CACHE_DIR", str(lite_ui_cache))
+    monkeypatch.delenv("LYCHEE_MODEL", raising=False)
+    monkeypatch.delenv("LYCHEE_FAMILY", raising=False)
+    at = AppTest.from_file(APP, default_timeout=600).run()
+    assert not at.exception
+    footer = " ".join(c.value for c in at.caption)
+    assert "Backend lite · family lite · model" in footer
+
+
 def test_rerank_without_query_or_images_warns(app):
     app.sidebar.button(key="rerank").click().run()
     assert any("query" in w.value.lower() for w in app.warning)

@@ -105,11 +105,17 @@ class Backend(ABC):
         return None
 
     @property
+    def prompt_spec(self) -> Any:
+        """The :class:`~lychee_rerank.prompt.PromptSpec` this backend's prompts are built from
+        (each model family declares its own; lychee-rerank-mm's for backends without one)."""
+        from ..prompt import PromptSpec
+
+        return PromptSpec()
+
+    @property
     def default_instruction(self) -> str:
         """The instruction used when a call gives none (each model family has its own)."""
-        from ..prompt import DEFAULT_INSTRUCTION
-
-        return DEFAULT_INSTRUCTION
+        return self.prompt_spec.default_instruction
 
     def render_prompt(self, query: Content, document: Content, instruction: str | None) -> str | None:
         """The text the model reads for one pair, where the backend has one (``None`` otherwise)."""

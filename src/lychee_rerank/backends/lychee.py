@@ -179,8 +179,8 @@ class LycheeBackend(Backend):
         return (image_hash, self._min_pixels, self._max_pixels)
 
     @property
-    def default_instruction(self) -> str:
-        return self.family.prompt.default_instruction
+    def prompt_spec(self) -> Any:
+        return self.family.prompt
 
     def prepare(
         self, index: int, query: Content, document: Content, instruction: str | None, query_truncated: bool = False

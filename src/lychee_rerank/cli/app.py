@@ -29,7 +29,7 @@ from ..lines import check_readable_stream, text_lines
 from ..prompt import load_templates
 from ..results import RerankResult, to_csv, to_json, to_jsonl
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal reranking with lychee-rerank-mm.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal reranking with lychee-rerank-mm, Qwen3-VL-Reranker and the other families of `lychee models`.")
 err = Console(stderr=True, soft_wrap=True)  # soft_wrap: a notice stays one line
 PROGRESS_MIN_DOCS = 6
 
@@ -55,6 +55,27 @@ def warn(message: Any) -> None:
 def cell(value: Any) -> Text:
     """A table cell holding user text, printed literally."""
     return Text("" if value is None else str(value))
+
+
+def check_family(value: Optional[str]) -> Optional[str]:
+    """``--family``: a known checkpoint family or a usage error naming them, before anything loads."""
+    if value is None:
+        return None
+    from ..backends import families  # metadata only: no torch
+
+    try:
+        families.get(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def family_option(envvar: Optional[str] = "LYCHEE_FAMILY") -> Any:
+    """The ``--family`` option every command that loads a model takes (``lychee models`` lists them)."""
+    return typer.Option(
+        None, "--family", envvar=envvar, callback=check_family,
+        help="Checkpoint family (see `lychee models`) [default: read from the checkpoint's config.json].",
+    )
 
 
 class OutputFormat(str, Enum):
@@ -154,6 +175,7 @@ def rerank(
     docs: list[str] = typer.Argument(None, help="Image files, directories or globs of images (or texts with --text)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL", help="Hub id or local directory."),
     backend: str = typer.Option("auto", "--backend", help="auto (model if configured, else lite), lychee or lite."),
+    family: Optional[str] = family_option(),
     query_image: Optional[Path] = typer.Option(None, "--query-image", help="Image for the query (with or without text)."),
     docs_file: Optional[str] = typer.Option(None, "--docs-file", help="Text documents, one per line ('-' for stdin)."),
     as_text: bool = typer.Option(False, "--text", help="Treat DOC arguments as text documents, not paths."),
@@ -170,7 +192,7 @@ def rerank(
     device: str = typer.Option("auto", "--device"),
     dtype: str = typer.Option("auto", "--dtype"),
     attn: str = typer.Option("auto", "--attn", help="auto, flash_attention_2, sdpa or eager."),
-    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Pixel budget per image (default 1280*28*28)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Pixel budget per image [default: the family's]."),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory (from `lychee finetune`) or hub id."),
     keep_special_tokens: bool = typer.Option(
         False, "--keep-special-tokens",
@@ -189,7 +211,7 @@ def rerank(
     except InputError as exc:
         fail(exc)
         raise typer.Exit(2)
-    rr = _load_reranker(backend, model, device=device, dtype=dtype, attn=attn, max_pixels=max_pixels,
+    rr = _load_reranker(backend, model, family=family, device=device, dtype=dtype, attn=attn, max_pixels=max_pixels,
                         scoring=scoring.value, adapter=adapter, templates_file=templates_file,
                         escape_special_tokens=not keep_special_tokens)
 
@@ -240,36 +262,48 @@ def _gather_documents(docs: list[str], as_text: bool, docs_file: Optional[str]) 
 
 
 def _load_reranker(
-    backend: str, model: str | None, *, device: str = "auto", dtype: str = "auto", attn: str = "auto",
-    max_pixels: int | None = None, scoring: str = "yesno", adapter: str | None = None,
+    backend: str, model: str | None, *, family: str | None = None, device: str = "auto", dtype: str = "auto",
+    attn: str = "auto", max_pixels: int | None = None, scoring: str = "yesno", adapter: str | None = None,
     templates_file: Path | None = None, escape_special_tokens: bool = True,
 ) -> Any:
     """Load the reranker the way every command does, or exit with a one-line reason."""
-    config = RerankerConfig(backend=backend, model=model, adapter=adapter, scoring=scoring).with_(  # type: ignore[arg-type]
+    config = RerankerConfig(backend=backend, model=model, family=family, adapter=adapter, scoring=scoring).with_(  # type: ignore[arg-type]
         device=device, dtype=dtype, attn_implementation=attn, max_pixels=max_pixels,
         templates_file=str(templates_file) if templates_file else None, escape_special_tokens=escape_special_tokens,
     )
     return load_reranker(config)
 
 
-def load_reranker(config: RerankerConfig) -> Any:
-    """:func:`_load_reranker` from a config: the one place the CLI builds a reranker."""
+def resolve_backend(config: RerankerConfig) -> RerankerConfig:
+    """``config`` with ``auto`` (and a missing model) resolved, its notice said; exit 2 on an
+    unknown backend. Resolved once: building from the result scans the hub cache no more."""
     from .. import backends
-    from ..engine import LycheeReranker
 
     try:
-        backends.choose(config.backend, config.model)
+        chosen = backends.choose(config.backend, config.model)
     except ValueError as exc:
         fail(exc)
         raise typer.Exit(2)
+    if chosen.notice:
+        say(chosen.notice, "yellow")
+    return config.with_(backend=chosen.backend, model=chosen.model)
+
+
+def load_reranker(config: RerankerConfig) -> Any:
+    """:func:`_load_reranker` from a config: the one place the CLI builds a reranker."""
+    from ..engine import LycheeReranker
+
+    config = resolve_backend(config)
     _quiet_libraries()  # imports transformers: only once a backend is about to load
     try:
-        rr = LycheeReranker.from_config(config, notice=lambda line: say(line, "yellow"))
+        rr = LycheeReranker.from_config(config)
     except (OSError, ValueError, ImportError) as exc:
         fail(exc)
         raise typer.Exit(1)
     info = rr.info
-    say(f"{info['backend']}: {info['model']} on {info['device']} · {info['dtype']} · {info['attn_implementation']}", "dim")
+    family = f" ({info['family']})" if info.get("family") else ""
+    say(f"{info['backend']}{family}: {info['model']} on {info['device']} · {info['dtype']} · {info['attn_implementation']}",
+        "dim")
     return rr
 
 
@@ -281,6 +315,7 @@ def analyze(
     doc_image: Optional[Path] = typer.Option(None, "--doc-image"),
     model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL"),
     backend: str = typer.Option("auto", "--backend"),
+    family: Optional[str] = family_option(),
     instruction: Optional[str] = typer.Option(None, "--instruction", "-i"),
     template: Optional[str] = typer.Option(None, "--template"),
     adapter: Optional[str] = typer.Option(None, "--adapter"),
@@ -303,12 +338,14 @@ def analyze(
     except (InputError, ValueError) as exc:
         fail(exc)
         raise typer.Exit(2)
-    rr = _load_reranker(backend, model, adapter=adapter)
+    rr = _load_reranker(backend, model, family=family, adapter=adapter)
     result = rr.rerank(q, [d], instruction=instruction_used)[0]
     if result.error:
         fail(result.error)
         raise typer.Exit(2)
     prompt = rr.backend.render_prompt(rr.to_query(q), to_content(d), instruction_used)
+    if instruction_used is None:  # neither given: the family's default is what the model read
+        instruction_used = rr.backend.default_instruction
     data = {
         "document_read_as": kind,
         "score": result.score, "yes_logit": result.yes_logit, "no_logit": result.no_logit,
@@ -353,6 +390,7 @@ def ui(
     host: str = typer.Option("127.0.0.1", "--host"),
     backend: str = typer.Option("auto", "--backend", help="auto, lychee or lite."),
     model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL"),
+    family: Optional[str] = family_option(),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory (model backend)."),
     lang: Optional[str] = typer.Option(None, "--lang", help="zh or en (default: the browser's language)."),
 ) -> None:
@@ -365,7 +403,7 @@ def ui(
 
     app_path = str(resources.files("lychee_rerank") / "ui" / "app.py")
     env = {**os.environ, "LYCHEE_UI_BACKEND": backend}
-    for key, value in (("LYCHEE_MODEL", model), ("LYCHEE_ADAPTER", adapter), ("LYCHEE_UI_LANG", lang)):
+    for key, value in (("LYCHEE_MODEL", model), ("LYCHEE_FAMILY", family), ("LYCHEE_ADAPTER", adapter), ("LYCHEE_UI_LANG", lang)):
         if value:
             env[key] = value
     command = [

@@ -11,18 +11,19 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import RerankerConfig
-from .app import _quiet_libraries, app, cell, fail, load_reranker, say
+from .app import _quiet_libraries, app, cell, family_option, fail, load_reranker, resolve_backend, say
 
 
-def system_config(spec: str, cache_dir: Optional[Path] = None) -> RerankerConfig:
-    """``--system`` value → config: a backend name (``lite``, ``auto``, ...) or ``MODEL[:ADAPTER]``."""
+def system_config(spec: str, cache_dir: Optional[Path] = None, family: Optional[str] = None) -> RerankerConfig:
+    """``--system`` value → config: a backend name (``lite``, ``auto``, ...) or ``MODEL[:ADAPTER]``;
+    ``family`` is for the checkpoints among them (the lite backend has none)."""
     from .. import backends
 
     lite_cache = str(cache_dir) if cache_dir else None
     if spec == "auto" or spec in backends.names():
-        return RerankerConfig(backend=spec, lite_cache_dir=lite_cache)
+        return RerankerConfig(backend=spec, family=family, lite_cache_dir=lite_cache)
     model, _, adapter = spec.partition(":")
-    return RerankerConfig(backend="lychee", model=model, adapter=adapter or None)
+    return RerankerConfig(backend="lychee", model=model, family=family, adapter=adapter or None)
 
 
 @app.command("eval")
@@ -33,6 +34,7 @@ def eval_command(
         None, "--backend", help="auto, lychee or lite [default: auto]; one system (use --system for several)."
     ),
     model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL", help="Model for --backend lychee/auto."),
+    family: Optional[str] = family_option(),
     system: list[str] = typer.Option(
         None, "--system", "-s",
         help="What to evaluate, repeatable for a side-by-side table: lite, auto, MODEL or MODEL:ADAPTER.",
@@ -56,10 +58,11 @@ def eval_command(
     if system and (backend or model):
         raise typer.BadParameter("give --system (repeatable) or --backend/--model, not both")
     if system:
-        configs = [(spec, system_config(spec, cache_dir)) for spec in system]
+        configs = [(spec, system_config(spec, cache_dir, family)) for spec in system]
     else:
         name = backend or "auto"
-        configs = [(name, RerankerConfig(backend=name, model=model, lite_cache_dir=str(cache_dir) if cache_dir else None))]
+        lite_cache = str(cache_dir) if cache_dir else None
+        configs = [(name, RerankerConfig(backend=name, model=model, family=family, lite_cache_dir=lite_cache))]
     queries = {row["id"]: row for row in ev.load_queries(file)}
     rows: list[dict[str, Any]] = []
     thresholds: dict[str, list[Any]] = {}
@@ -105,6 +108,7 @@ def batch(
     local: bool = typer.Option(False, "--local", help="Score in this process, without Ray (same code path)."),
     backend: str = typer.Option("auto", "--backend", help="auto (model if configured, else lite), lychee or lite."),
     model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL", help="Hub id or local directory."),
+    family: Optional[str] = family_option(),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory (from `lychee finetune`)."),
     instruction: Optional[str] = typer.Option(None, "--instruction", "-i"),
     concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Ray actors, each holding one reranker."),
@@ -117,20 +121,15 @@ def batch(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (or RAY_ADDRESS); default: a local instance."),
 ) -> None:
     """Rerank a file of queries offline (Ray Data actors, or --local); resumable after a crash."""
-    from .. import backends
     from ..extras import require
 
     if not local or any(p.suffix == ".parquet" for p in (input_path, output_path)):
         require("scale", "lychee batch without --local (Ray Data) or with Parquet files")
     from ..jobs.batch import ScoreOptions, run_batch, stderr_progress
 
-    try:
-        backends.choose(backend, model)
-    except ValueError as exc:
-        fail(exc)
-        raise typer.Exit(2)
+    # Resolved here, once: every worker builds the same backend and none scans the hub cache.
+    spec = resolve_backend(RerankerConfig(backend=backend, model=model, family=family, adapter=adapter, device=device, dtype=dtype))
     _quiet_libraries()
-    spec = RerankerConfig(backend=backend, model=model, adapter=adapter, device=device, dtype=dtype)
     try:
         summary = run_batch(
             input_path, output_path, spec, ScoreOptions(instruction=instruction, batch_size=batch_size), local=local,

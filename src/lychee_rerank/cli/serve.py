@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from .app import _quiet_libraries, app, fail, say, warn
+from .app import _quiet_libraries, app, fail, family_option, say, warn
 
 
 def settings_from_flags(given: dict[str, Any]) -> Any:
@@ -42,6 +42,7 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default: 8080]."),
     backend: Optional[str] = typer.Option(None, "--backend", help="auto, lychee or lite [default: auto]."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local directory (or LYCHEE_MODEL)."),
+    family: Optional[str] = family_option(envvar=None),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory from `lychee finetune`."),
     api_key: Optional[str] = typer.Option(
         None, "--api-key", help="Require 'Authorization: Bearer KEY' on every route but /health (or LYCHEE_API_KEY)."
@@ -78,7 +79,7 @@ def serve(
     import uvicorn
 
     settings = settings_from_flags({
-        "host": host, "port": port, "backend": backend, "model": model, "api_key": api_key,
+        "host": host, "port": port, "backend": backend, "model": model, "family": family, "api_key": api_key,
         "allow_local_dir": allow_local_dir, "allow_urls": allow_urls, "device": device, "dtype": dtype,
         "attn_implementation": attn, "model_max_pixels": model_max_pixels, "adapter": adapter, "batch_size": batch_size,
         "max_documents": max_documents, "max_request_bytes": max_request_bytes, "max_image_bytes": max_image_bytes,
@@ -108,6 +109,7 @@ def serve_ray(
     port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default: 8080]."),
     backend: Optional[str] = typer.Option(None, "--backend", help="auto, lychee or lite [default: auto]."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local directory (or LYCHEE_MODEL)."),
+    family: Optional[str] = family_option(envvar=None),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="LoRA adapter directory from `lychee finetune`."),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="Require 'Authorization: Bearer KEY' (or LYCHEE_API_KEY)."),
     allow_local_dir: Optional[Path] = typer.Option(None, "--allow-local-dir", help="Let requests name image files in this directory."),
@@ -132,7 +134,7 @@ def serve_ray(
     require("server", "lychee serve-ray")  # each replica serves the FastAPI app
     require("scale", "lychee serve-ray")
     settings = settings_from_flags({
-        "host": host, "port": port, "backend": backend, "model": model, "adapter": adapter, "api_key": api_key,
+        "host": host, "port": port, "backend": backend, "model": model, "family": family, "adapter": adapter, "api_key": api_key,
         "allow_local_dir": allow_local_dir, "device": device, "dtype": dtype, "batch_size": batch_size,
         "max_documents": max_documents, "request_timeout_s": request_timeout_s, "max_queue": max_queue, "max_wait_ms": max_wait_ms,
     })

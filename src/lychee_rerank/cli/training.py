@@ -8,12 +8,13 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .app import _quiet_libraries, app, err, fail, say
+from .app import _quiet_libraries, app, err, fail, family_option, say
 
 
 @app.command()
 def finetune(
     model: Optional[str] = typer.Option(None, "--model", "-m", envvar="LYCHEE_MODEL", help="Base model: hub id or local directory."),
+    family: Optional[str] = family_option(),
     train: Path = typer.Option(..., "--train", exists=True, dir_okay=False, help="Training JSONL: pairs or groups (image paths relative to it)."),
     eval_file: Optional[Path] = typer.Option(
         None, "--eval", exists=True, dir_okay=False, help="Held-out JSONL [default: hold out --eval-split of the training queries]."
@@ -57,7 +58,7 @@ def finetune(
             batch_size=batch_size, grad_accum=grad_accum, lora_r=lora_r, lora_alpha=lora_alpha,
             lora_dropout=lora_dropout, train_vision=train_vision, hard_negatives=hard_negatives, seed=seed,
             resume=resume, eval_split=eval_split, save_every=save_every, instruction=instruction,
-            device=device, dtype=dtype, progress=True,
+            device=device, dtype=dtype, family=family, progress=True,
         )
     except (OSError, ValueError) as exc:
         fail(exc)
@@ -81,4 +82,5 @@ def finetune(
         f"{report.trainable_parameters:,} trainable parameters"
     )
     typer.echo(str(output))
-    say(f"use it: lychee rerank --model {model} --adapter {output} QUERY DOCS...", "dim")
+    family_flag = f" --family {family}" if family else ""
+    say(f"use it: lychee rerank --model {model}{family_flag} --adapter {output} QUERY DOCS...", "dim")

@@ -40,9 +40,8 @@ PROGRESS_EVERY_S = 2.0
 
 
 # --------------------------------------------------------------------------- configuration
-#: How each worker builds its reranker: a picklable recipe, not a loaded model. The job spec
-#: is the library's one reranker config (backend, model, adapter, device, limits, lite cache).
-RerankerSpec = RerankerConfig
+# How each worker builds its reranker: the library's one RerankerConfig (backend, model, family,
+# adapter, device, limits, lite cache), a picklable recipe, not a loaded model.
 
 
 def load_reranker(spec: RerankerConfig) -> Any:
@@ -283,7 +282,7 @@ def score_payloads(reranker: Any, payloads: Sequence[Mapping[str, Any]], options
 class _RayScorer:
     """A Ray Data actor: loads one reranker, then scores batches of JSON payloads."""
 
-    def __init__(self, spec: RerankerSpec, options: ScoreOptions) -> None:
+    def __init__(self, spec: RerankerConfig, options: ScoreOptions) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.reranker = load_reranker(spec)
         self.options = options
@@ -365,7 +364,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def run_batch(
     input_path: str | Path,
     output_path: str | Path,
-    spec: RerankerSpec = RerankerSpec(),
+    spec: RerankerConfig = RerankerConfig(),
     options: ScoreOptions = ScoreOptions(),
     *,
     local: bool = False,
@@ -433,7 +432,7 @@ def run_batch(
 
 
 def _ray_lines(
-    pending: Sequence[Mapping[str, Any]], spec: RerankerSpec, options: ScoreOptions, concurrency: int,
+    pending: Sequence[Mapping[str, Any]], spec: RerankerConfig, options: ScoreOptions, concurrency: int,
     num_gpus: float, num_cpus: float, queries_per_batch: int, ray_address: Optional[str],
 ) -> Iterator[str]:
     """Output lines as actors finish them (streaming: a crash keeps what was written)."""

@@ -220,13 +220,15 @@ async def analyze(body: AnalyzeRequest, service: Service) -> AnalyzeResponse:
         raise ApiError(422, "invalid_document", str(failure))
     document = prepared.contents[0]
     assert document is not None
+    used = instruction if instruction is not None else rr.backend.default_instruction  # none asked: the family's
+    messages = build_messages(prepared.query, document, used, spec=rr.backend.prompt_spec).messages
 
     def job(cancel: threading.Event) -> tuple[RerankResult, str]:
         result = rr.rerank(
             prepared.query, [document], instruction=instruction, batch_size=1, progress=service.batch_observer(cancel)
         )[0]
         text = rr.backend.render_prompt(prepared.query, document, instruction)
-        return result, text or plain_prompt(build_messages(prepared.query, document, instruction).messages)
+        return result, text or plain_prompt(messages)
 
     service.metrics.documents.labels("/v1/analyze").inc()
     result, prompt_text = await service.on_model("/v1/analyze", t0, job)
@@ -241,8 +243,8 @@ async def analyze(body: AnalyzeRequest, service: Service) -> AnalyzeResponse:
     info = rr.info
     return AnalyzeResponse(
         model=str(info.get("model")), backend=str(info.get("backend")), score=result.score,
-        yes_logit=result.yes_logit, no_logit=result.no_logit, instruction=instruction, prompt=prompt_text,
-        messages=build_messages(prepared.query, document, instruction).messages, images=images,
+        yes_logit=result.yes_logit, no_logit=result.no_logit, instruction=used, prompt=prompt_text,
+        messages=messages, images=images,
         truncated=result.truncated, evidence=result.evidence,
     )
 
@@ -257,7 +259,8 @@ async def health(service: Service) -> JSONResponse:
     info = holder.reranker.info if holder.reranker is not None else {}
     payload = HealthResponse(
         status=holder.status,  # type: ignore[arg-type]
-        backend=info.get("backend"), model=_str_or_none(info.get("model")), device=_str_or_none(info.get("device")),
+        backend=info.get("backend"), model=_str_or_none(info.get("model")), family=_str_or_none(info.get("family")),
+        device=_str_or_none(info.get("device")),
         dtype=_str_or_none(info.get("dtype")), attn_implementation=_str_or_none(info.get("attn_implementation")),
         uptime_s=round(time.monotonic() - service.started, 3), error=holder.error, note=_str_or_none(info.get("note")),
     )

@@ -186,10 +186,14 @@ def _items(value: ScoreInput) -> list[Any]:
 
 # --------------------------------------------------------------------------- /v1/models
 class ModelCard(BaseModel):
-    id: str
+    id: str = Field(..., description="The model as loaded: hub id or local directory.")
     object: Literal["model"] = "model"
-    created: int
+    created: int = Field(..., description="When the server started (Unix seconds).")
     owned_by: str = "lychee-rerank"
+    family: Optional[str] = Field(
+        None, description="Checkpoint family (`lychee models` lists them, e.g. qwen3_vl); null for a backend without "
+        "families (lite). An extension of OpenAI's shape: clients that do not know it ignore it.",
+    )
 
 
 class ModelList(BaseModel):
@@ -316,7 +320,9 @@ def _install_models(app: FastAPI, ops: RouteOps) -> None:
     async def models() -> ModelList:
         """The one model this server answers with (OpenAI's shape); clients probe it first."""
         rr = ops.require()
-        return ModelList(data=[ModelCard(id=str(rr.info.get("model")), created=ops.created)])
+        info = rr.info
+        family = info.get("family")
+        return ModelList(data=[ModelCard(id=str(info.get("model")), created=ops.created, family=str(family) if family else None)])
 
     for path, name in (("/v1/models", "models"), ("/models", "models_alias")):
         app.add_api_route(path, models, methods=["GET"], response_model=ModelList, operation_id=name, tags=["service"],

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 from .schemas import DocumentEcho, ImagePart, ImageUrl, ImageUrlPart, MultimodalItem, RerankInput, TextPart
 from ..engine import LycheeReranker
-from ..inputs import Content, ImageLimits, InputError, is_blank, to_content
+from ..inputs import VIDEO_NOT_SUPPORTED, Content, ImageLimits, InputError, is_blank, to_content
 from ..results import RerankResult
 from .settings import ServerSettings
 from .sources import LimitExceeded, SourceError, SourcePolicy, UrlFetcher, load_image
@@ -58,6 +58,8 @@ def _split(value: RerankInput | MultimodalItem, name: str) -> tuple[Optional[str
     if isinstance(value, str):
         return (None, value) if value.startswith("data:image/") else (value, None)
     if isinstance(value, MultimodalItem):
+        if value.video is not None or value.video_url is not None:
+            raise SourceError(f"{name}: {VIDEO_NOT_SUPPORTED}")
         if value.content is not None:
             if value.text is not None or value.image is not None:
                 raise SourceError(f"{name}: give 'content' parts or 'text'/'image', not both")
@@ -72,6 +74,8 @@ def _split(value: RerankInput | MultimodalItem, name: str) -> tuple[Optional[str
             images.append(part.image_url.url if isinstance(part.image_url, ImageUrl) else part.image_url)
         elif isinstance(part, ImagePart):
             images.append(part.image)
+        else:
+            raise SourceError(f"{name}: {VIDEO_NOT_SUPPORTED}")
     if len(images) > 1:
         raise SourceError(f"{name}: {len(images)} images in one item; an item holds at most one image")
     return ("\n".join(texts) if texts else None), (images[0] if images else None)

@@ -64,7 +64,14 @@ class ImagePart(_Lenient):
     image: str = Field(..., description=IMAGE_DESCRIPTION)
 
 
-ContentPart = Annotated[Union[TextPart, ImageUrlPart, ImagePart], Field(discriminator="type")]
+class VideoPart(_Lenient):
+    """A video content part (``video_url`` or ``video``): recognised so that it fails with a clear
+    error (that item's own: "video input is not supported"), never scored as an empty item."""
+
+    type: Literal["video_url", "video"]
+
+
+ContentPart = Annotated[Union[TextPart, ImageUrlPart, ImagePart, VideoPart], Field(discriminator="type")]
 
 
 class MultimodalItem(_Lenient):
@@ -77,6 +84,8 @@ class MultimodalItem(_Lenient):
     text: Optional[str] = Field(None, description="Text of the item.")
     image: Optional[str] = Field(None, description=IMAGE_DESCRIPTION)
     content: Optional[list[ContentPart]] = Field(None, description="Content parts (alternative to text/image).")
+    video: Optional[Any] = Field(None, description="Not supported (text and images only): an item with a video fails with that error.")
+    video_url: Optional[Any] = Field(None, description="As ``video``: not supported.")
 
     model_config = ConfigDict(
         extra="ignore",
@@ -326,13 +335,17 @@ class AnalyzeResponse(BaseModel):
 
 # --------------------------------------------------------------------------- service
 class HealthResponse(BaseModel):
-    status: Literal["ok", "loading", "error"]
-    backend: Optional[str] = None
-    model: Optional[str] = None
-    device: Optional[str] = None
-    dtype: Optional[str] = None
-    attn_implementation: Optional[str] = None
-    uptime_s: float
+    status: Literal["ok", "loading", "error"] = Field(..., description="ok: serving; loading: not yet (503); error: loading failed (503).")
+    backend: Optional[str] = Field(None, description="Scoring backend: lychee (a model checkpoint), lite, or a registered one.")
+    model: Optional[str] = Field(None, description="Hub id or local directory of the loaded model.")
+    family: Optional[str] = Field(
+        None, description="Checkpoint family of the loaded model (`lychee models` lists them, e.g. qwen3_vl); null for "
+        "a backend without families (lite).",
+    )
+    device: Optional[str] = Field(None, description="Where it runs (cpu, cuda:0, ...).")
+    dtype: Optional[str] = Field(None, description="Weights' dtype (float32, bfloat16, ...).")
+    attn_implementation: Optional[str] = Field(None, description="Attention kernel (sdpa, flash_attention_2, eager).")
+    uptime_s: float = Field(..., description="Seconds since the service started.")
     error: Optional[str] = Field(None, description="Why loading failed (status 'error').")
     note: Optional[str] = Field(None, description="What the backend is, e.g. that lite is an offline approximation.")
 

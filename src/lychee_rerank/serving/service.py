@@ -216,8 +216,8 @@ class RerankService:
         self.metrics.abandoned_pairs.inc(max(total - done, 0))
         return Cancelled()
 
-    def resolve(self, rr: LycheeReranker, instruction: Optional[str], template: Optional[str]) -> str:
-        """The instruction text a request asks for (its own, a named template or the default)."""
+    def resolve(self, rr: LycheeReranker, instruction: Optional[str], template: Optional[str]) -> Optional[str]:
+        """The instruction text a request asks for (its own or a named template); ``None``: the family's default."""
         try:
             text = resolve_instruction(instruction, template, rr.templates_file)
             self.reader.check_text(text, "instruction")

@@ -4,17 +4,58 @@ Values come from, in order of precedence: the ``lychee serve`` flags, ``LYCHEE_*
 variables (``LYCHEE_API_KEY``, ``LYCHEE_MODEL``, ``LYCHEE_MAX_DOCUMENTS``, ...), then the
 defaults below. Tests and embedding applications build one directly and hand it to
 :func:`lychee_rerank.serving.app.create_app`.
+
+What model to load is one nested :class:`~lychee_rerank.config.RerankerConfig` (``reranker``),
+not a copy of its fields. Each of its fields is still set by its own name, as a keyword
+(``ServerSettings(model=..., device=...)``, which the flags use) or as ``LYCHEE_<NAME>``
+(``LYCHEE_MODEL``, ``LYCHEE_FAMILY``, ``LYCHEE_DEVICE``, ...), with two exceptions: the pixel
+budget keeps its server names (``model_max_pixels``/``model_min_pixels``, apart from the
+decoding limit ``max_image_pixels``), and the image decoding limits come from the server's
+``max_image_pixels``/``max_image_bytes``, one value for the HTTP reader and the engine.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, MiB, RerankerConfig
+
+#: Settings names of ``RerankerConfig`` fields that are not the field's own name (kept from
+#: before the nesting: ``max_pixels`` alone reads too much like ``max_image_pixels``).
+RENAMED = {"model_max_pixels": "max_pixels", "model_min_pixels": "min_pixels"}
+#: ``RerankerConfig`` fields set from the server's own limits, never by their own name.
+FROM_SERVER_LIMITS = {"image_max_pixels": "max_image_pixels", "image_max_bytes": "max_image_bytes"}
+#: Reranker fields that must be positive when set.
+POSITIVE = ("min_pixels", "max_pixels", "max_query_tokens", "max_doc_tokens", "max_batch_tokens")
+
+
+def reranker_names() -> dict[str, str]:
+    """{settings name: ``RerankerConfig`` field} for every reranker field settable on the server."""
+    names = {f.name: f.name for f in dataclasses.fields(RerankerConfig) if f.name not in FROM_SERVER_LIMITS}
+    for settings_name, field_name in RENAMED.items():
+        del names[field_name]
+        names[settings_name] = field_name
+    return names
+
+
+class _RerankerEnv(PydanticBaseSettingsSource):
+    """``LYCHEE_<NAME>`` for each reranker field: they are not fields of the settings, so the
+    standard environment source would not read them. Gives them nested under ``reranker``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.config.get("env_prefix") or "").lower()
+        environ = {k.lower(): v for k, v in os.environ.items()}  # like the standard source (case-insensitive)
+        found = {field: environ[prefix + name] for name, field in reranker_names().items() if prefix + name in environ}
+        return {"reranker": found} if found else {}
 
 
 class ServerSettings(BaseSettings):
@@ -25,13 +66,11 @@ class ServerSettings(BaseSettings):
     # ---------------------------------------------------------------- binding and model
     host: str = Field("127.0.0.1", description="Interface to bind. Loopback by default: exposing it is a decision.")
     port: int = Field(8080, ge=0, le=65535)
-    backend: str = Field("auto", description="Which scoring backend to load: auto, lychee, lite (or a registered one).")
-    model: Optional[str] = Field(None, description="Hub id or local directory of the model (backend lychee).")
-    device: str = "auto"
-    dtype: str = "auto"
-    attn_implementation: str = "auto"
-    model_max_pixels: Optional[int] = Field(None, gt=0, description="Visual-token pixel budget per image (model side).")
-    adapter: Optional[str] = Field(None, description="LoRA adapter directory from `lychee finetune` (backend lychee).")
+    reranker: RerankerConfig = Field(
+        default_factory=RerankerConfig,
+        description="What to load: backend, model, family, adapter, device, dtype, pixel budget, ... Each field is "
+        "also accepted by its own name (`model=`, `LYCHEE_MODEL`); see the module docstring.",
+    )
     batch_size: int = Field(8, ge=1, description="Pairs per forward pass.")
     max_wait_ms: float = Field(
         5.0, ge=0, description="How long a request waits for concurrent ones to share its forward passes (micro-batching)."
@@ -77,13 +116,36 @@ class ServerSettings(BaseSettings):
         "allowed (max_documents) and at least 4,096, keeps that under ~0.2 s."
     )
 
-    @field_validator("backend")
+    @model_validator(mode="before")
     @classmethod
-    def _known_backend(cls, value: str) -> str:
-        from ..backends import names
+    def _nest_reranker_fields(cls, data: Any) -> Any:
+        """``model=``, ``device=``, ``model_max_pixels=``... (flags, keywords) → ``reranker``; they
+        win over ``LYCHEE_*`` values already nested there, as flags do over the environment."""
+        if not isinstance(data, dict):
+            return data
+        names = reranker_names()
+        flat = {names[k]: data[k] for k in data if k in names}
+        if not flat:
+            return data
+        nested = data.get("reranker") or {}
+        nested = dataclasses.asdict(nested) if isinstance(nested, RerankerConfig) else dict(nested)
+        return {**{k: v for k, v in data.items() if k not in names}, "reranker": {**nested, **flat}}
 
-        if value != "auto" and value not in names():
-            raise ValueError(f"unknown backend {value!r}: use one of {', '.join(('auto', *names()))}")
+    @field_validator("reranker")
+    @classmethod
+    def _usable_reranker(cls, value: RerankerConfig) -> RerankerConfig:
+        """Refuse at start-up what would only fail when the model loads: an unknown backend or
+        family (named with the known ones), a non-positive pixel budget or token limit."""
+        from ..backends import families, names
+
+        if value.backend != "auto" and value.backend not in names():
+            raise ValueError(f"unknown backend {value.backend!r}: use one of {', '.join(('auto', *names()))}")
+        if value.family is not None:
+            families.get(value.family)
+        for name in POSITIVE:
+            number = getattr(value, name)
+            if number is not None and number <= 0:
+                raise ValueError(f"{name} must be > 0, not {number}")
         return value
 
     @field_validator("api_key")
@@ -117,11 +179,22 @@ class ServerSettings(BaseSettings):
 
     def reranker_config(self) -> RerankerConfig:
         """The reranker these settings describe (the service's image limits included)."""
-        return RerankerConfig(backend=self.backend, model=self.model, adapter=self.adapter).with_(
-            device=self.device, dtype=self.dtype, attn_implementation=self.attn_implementation,
-            max_pixels=self.model_max_pixels, image_max_pixels=self.max_image_pixels,
-            image_max_bytes=self.max_image_bytes,
+        return dataclasses.replace(
+            self.reranker, image_max_pixels=self.max_image_pixels, image_max_bytes=self.max_image_bytes
         )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The standard sources, plus ``LYCHEE_<NAME>`` for the reranker's fields (below the
+        settings' own environment variables, above the defaults)."""
+        return init_settings, env_settings, _RerankerEnv(settings_cls), dotenv_settings, file_secret_settings
 
     @property
     def json_values_limit(self) -> int:

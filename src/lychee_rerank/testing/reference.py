@@ -15,6 +15,10 @@ gives the processor's ids (the tests check it), so it only matters for texts tha
 FlagEmbedding's decoder-only reranker and most serving glue do it): the same prompts, a batch
 of pairs through the processor with left padding, one forward, yes/no at the last position.
 No caches, no shared prefix. Throughput benchmarks compare the engine with both.
+
+:class:`Qwen3VLPlainBatchedScorer` is the same scorer for Qwen3-VL-Reranker: what a user adapting
+its official scorer (one pair per forward) to batches would write. Its own yardstick is the
+official scorer itself (``tests/official/``).
 """
 
 from __future__ import annotations
@@ -48,13 +52,25 @@ def engine_input(text: str | None = None, image: Image.Image | None = None) -> A
     return text if text is not None else image
 
 
-def messages(query_text=None, query_image=None, doc_text=None, doc_image=None, instruction=INSTRUCTION) -> list[dict]:
-    """The published prompt for one pair, written out by hand."""
+def messages(
+    query_text=None, query_image=None, doc_text=None, doc_image=None, instruction=INSTRUCTION, empty: str | None = None,
+) -> list[dict]:
+    """The published prompt for one pair, written out by hand.
+
+    ``empty``: what a side with neither text nor image becomes (Qwen3-VL-Reranker: ``"NULL"``);
+    lychee-rerank-mm leaves it empty.
+    """
+
+    def side(text, image) -> list[dict]:
+        if empty is not None and text is None and image is None:
+            return [{"type": "text", "text": empty}]
+        return _side(text, image)
+
     user = (
         [{"type": "text", "text": f"<Instruct>: {instruction}"}, {"type": "text", "text": "<Query>:"}]
-        + _side(query_text, query_image)
+        + side(query_text, query_image)
         + [{"type": "text", "text": "\n<Document>:"}]
-        + _side(doc_text, doc_image)
+        + side(doc_text, doc_image)
     )
     return [
         {"role": "system", "content": [{"type": "text", "text": SYSTEM}]},
@@ -187,4 +203,70 @@ class PlainBatchedScorer:
                 inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
             logits = self.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1, :].float()
             out.extend(torch.sigmoid(logits[:, self.yes] - logits[:, self.no]).tolist())
+        return out
+
+
+QWEN3_VL_INSTRUCTION = "Given a search query, retrieve relevant candidates that answer the query."
+
+
+class Qwen3VLPlainBatchedScorer:
+    """The plain batched scorer for Qwen3-VL-Reranker: the official scorer, 8 pairs per forward.
+
+    The official prompt (lychee system turn, its default instruction, ``"NULL"`` for an empty side),
+    images resized the official way (``qwen_vl_utils``: RGB, a 32-pixel grid within 4·32² to
+    1800·32² pixels, bicubic) and then processed with ``do_resize=False``, the processor on the
+    batch with left padding, one forward through ``model.model`` (no caches), and
+    ``sigmoid(h_last · (lm_head[yes] − lm_head[no]))``. Pairs in their given order; every image
+    goes through the vision tower every time. Unlike the official scorer it does not cut prompts
+    over 10,240 tokens.
+    """
+
+    def __init__(
+        self, model_dir, *, batch_size: int = 8, dtype: torch.dtype = torch.float32, device: str = "cpu",
+        model: Any = None, min_pixels: int = 4 * 32 * 32, max_pixels: int = 1800 * 32 * 32,
+    ) -> None:
+        from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+        self.processor = AutoProcessor.from_pretrained(model_dir)
+        if model is None:
+            model = Qwen3VLForConditionalGeneration.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+        self.model = model
+        self.batch_size, self.min_pixels, self.max_pixels = batch_size, min_pixels, max_pixels
+        vocab = self.processor.tokenizer.get_vocab()
+        head = model.get_output_embeddings().weight.detach()
+        self.head = head[vocab["yes"]] - head[vocab["no"]]  # the official one-row linear layer
+        self.seconds = self.model_seconds = 0.0  # inside score() / inside the model: the model's share
+
+    def _resized(self, image: Image.Image) -> Image.Image:
+        from ..backends.families.qwen3_vl import smart_resize, to_rgb
+
+        rgb = to_rgb(image)
+        h, w = smart_resize(rgb.height, rgb.width, self.min_pixels, self.max_pixels)
+        return rgb.resize((w, h), Image.Resampling.BICUBIC)
+
+    @torch.inference_mode()
+    def score(self, pairs: Sequence[dict]) -> list[float]:
+        """The relevance score of each pair; a pair is a dict of :func:`messages`' keyword arguments."""
+        out: list[float] = []
+        began = time.perf_counter()
+        for start in range(0, len(pairs), self.batch_size):
+            batch = pairs[start : start + self.batch_size]
+            texts = [
+                self.processor.apply_chat_template(
+                    messages(**{"instruction": QWEN3_VL_INSTRUCTION, **p}, empty="NULL"),
+                    tokenize=False, add_generation_prompt=True,
+                )
+                for p in batch
+            ]
+            images = [self._resized(im) for p in batch for im in (p.get("query_image"), p.get("doc_image")) if im is not None]
+            inputs = self.processor(
+                text=texts, images=images or None, do_resize=False, padding=True, padding_side="left", return_tensors="pt"
+            ).to(self.model.device)
+            if "pixel_values" in inputs:
+                inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            model_start = time.perf_counter()
+            hidden = self.model.model(**inputs, use_cache=False).last_hidden_state[:, -1]
+            self.model_seconds += time.perf_counter() - model_start
+            out.extend(torch.sigmoid((hidden @ self.head).float()).tolist())
+        self.seconds += time.perf_counter() - began
         return out

@@ -1,17 +1,27 @@
-"""``FinetuneConfig``: every setting of a fine-tuning run, validated once."""
+"""``FinetuneConfig``: every setting of a fine-tuning run, validated once.
+
+How the model is loaded (device, dtype, family, pixel budget, token limits) is one nested
+:class:`~lychee_rerank.config.RerankerConfig`, the same record inference is built from, so
+training sees what inference will. Its fields are also accepted by name
+(``FinetuneConfig(output_dir=..., device="cpu")``, ``finetune(..., family="qwen3_vl")``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-from ..config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..backends import families
+from ..config import RerankerConfig
 
 
-@dataclass
-class FinetuneConfig:
+class FinetuneConfig(BaseModel):
     """Every knob of a run; saved next to each checkpoint so a resume can check it."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     output_dir: Path
     max_steps: int | None = None
@@ -49,16 +59,29 @@ class FinetuneConfig:
     gradient_checkpointing: bool = True
     instruction: str | None = None
     progress: bool = True
-    device: str = "auto"
-    dtype: str = "auto"
-    attn_implementation: str = "auto"
-    max_query_tokens: int | None = None
-    max_doc_tokens: int | None = None
-    min_pixels: int | None = DEFAULT_MIN_PIXELS
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    reranker: RerankerConfig = Field(default_factory=RerankerConfig)
+    """The model the adapter is trained on is loaded from this (its ``backend``/``model`` are
+    set by :func:`~lychee_rerank.training.finetune.finetune`'s ``model``); ``None`` fields
+    are the family's defaults, as at inference."""
 
-    def __post_init__(self) -> None:
-        self.output_dir = Path(self.output_dir)
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_reranker_fields(cls, data: Any) -> Any:
+        """``device=``, ``family=``, ``max_pixels=``... → ``reranker`` (a RerankerConfig field name
+        that is not one of this config's own). Built as a RerankerConfig, so a value it accepts
+        (a ``torch.dtype`` for ``dtype``, say) is accepted here too."""
+        if not isinstance(data, dict):
+            return data
+        names = {f.name for f in dataclasses.fields(RerankerConfig)} - set(cls.model_fields)
+        flat = {k: v for k, v in data.items() if k in names}
+        if not flat:
+            return data
+        base = data.get("reranker") or RerankerConfig()
+        base = base if isinstance(base, RerankerConfig) else RerankerConfig(**base)
+        return {**{k: v for k, v in data.items() if k not in names}, "reranker": dataclasses.replace(base, **flat)}
+
+    @model_validator(mode="after")
+    def _check(self) -> "FinetuneConfig":
         checks = [
             (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
             (self.epochs >= 1, "epochs must be >= 1"),
@@ -78,8 +101,10 @@ class FinetuneConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if self.reranker.family is not None:
+            families.get(self.reranker.family)  # unknown: the known ones named, before any data is read
+        return self
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["output_dir"] = str(self.output_dir)
-        return out
+        """The run's settings as saved next to a checkpoint (a non-JSON value, e.g. a torch dtype, as text)."""
+        return self.model_dump(mode="json", fallback=str, warnings=False)

@@ -1,5 +1,5 @@
 """The Streamlit app behind ``lychee ui``. Configuration comes from the environment that
-``lychee ui`` sets: LYCHEE_UI_BACKEND, LYCHEE_MODEL, LYCHEE_ADAPTER, LYCHEE_UI_LANG.
+``lychee ui`` sets: LYCHEE_UI_BACKEND, LYCHEE_MODEL, LYCHEE_FAMILY, LYCHEE_ADAPTER, LYCHEE_UI_LANG.
 
 Scores come from the same ``LycheeReranker.rerank`` as the library, CLI and HTTP service, and
 an upload is turned into the same document as the CLI's file (sidecar caption included).
@@ -37,6 +37,8 @@ from lychee_rerank.ui.logic import (
 
 MODES = ("gallery", "single", "batch")
 CUSTOM = "__custom__"
+#: The preset that sends no instruction: the model family's own default (it differs by family).
+MODEL_DEFAULT = "__model_default__"
 #: Sidebar widgets that only some modes show. Streamlit forgets a widget's value when a run
 #: does not draw it; re-assigning the value at the top of each run keeps it across mode switches.
 KEPT_KEYS = ("query", "preset", "custom_instruction", "top_k", "threshold")
@@ -72,27 +74,30 @@ def remember_preset() -> None:
     state = st.session_state
     if state.get("preset") == CUSTOM and not (state.get("custom_instruction") or "").strip():
         previous = state.get("last_template")
-        state["custom_instruction"] = builtin_templates().get(previous, "") if previous else ""
+        default = state.get("default_instruction", "")
+        state["custom_instruction"] = builtin_templates().get(previous, default) if previous else default
 
 
-def instruction_controls(lang: str) -> dict:
+def instruction_controls(lang: str, default_instruction: str) -> dict:
+    """The instruction preset; the first one is the model's own default (``default_instruction``)."""
     templates = builtin_templates()
-    names = list(templates) + [CUSTOM]
+    names = [MODEL_DEFAULT, *templates, CUSTOM]
+    labels = {CUSTOM: t("custom", lang), MODEL_DEFAULT: t("model_default", lang)}
     st.session_state.setdefault("preset", names[0])
     preset = st.selectbox(
-        t("instruction", lang), names, key="preset", on_change=remember_preset,
-        format_func=lambda n: t("custom", lang) if n == CUSTOM else n,
+        t("instruction", lang), names, key="preset", on_change=remember_preset, format_func=lambda n: labels.get(n, n),
     )
     if preset == CUSTOM:
         custom = st.text_area(t("custom_instruction", lang), key="custom_instruction", height=120)
         instruction = custom if custom and custom.strip() else None
         return {"instruction": instruction, "template": None if instruction else st.session_state.get("last_template")}
     st.session_state["last_template"] = preset
-    st.text_area(t("template_text", lang), value=templates[preset], disabled=True, height=100, key=f"template_text_{preset}")
-    return {"instruction": None, "template": preset}
+    text = default_instruction if preset == MODEL_DEFAULT else templates[preset]
+    st.text_area(t("template_text", lang), value=text, disabled=True, height=100, key=f"template_text_{preset}")
+    return {"instruction": None, "template": None if preset == MODEL_DEFAULT else preset}
 
 
-def sidebar(lang: str, mode: str) -> dict:
+def sidebar(lang: str, mode: str, default_instruction: str) -> dict:
     """Only the open mode's controls: the gallery's query and ranking settings stay with the gallery."""
     opts: dict = {"go": False, "query": "", "query_image": None, "top_k": int(st.session_state["top_k"]),
                   "threshold": float(st.session_state["threshold"])}
@@ -104,7 +109,7 @@ def sidebar(lang: str, mode: str) -> dict:
             st.caption(t("mode_single_hint", lang))
         else:
             st.caption(t("mode_batch_hint", lang))
-        opts.update(instruction_controls(lang))
+        opts.update(instruction_controls(lang, default_instruction))
         if mode in ("gallery", "batch"):
             opts["top_k"] = int(st.number_input(t("top_k", lang), min_value=1, max_value=500, key="top_k"))
             opts["threshold"] = float(st.slider(t("threshold", lang), 0.0, 1.0, step=0.01, key="threshold"))
@@ -298,7 +303,7 @@ def single_tab(rr: LycheeReranker, lang: str, opts: dict) -> None:
         document = {"text": d_text or None, "image": d_img.getvalue()} if d_img is not None else d_text
         try:
             result = rr.rerank(query_input(q_text, q_img), [document], instruction=opts["instruction"], template=opts["template"])[0]
-            instruction = resolve_instruction(opts["instruction"], opts["template"])
+            instruction = resolve_instruction(opts["instruction"], opts["template"]) or rr.backend.default_instruction
         except (InputError, ValueError) as exc:
             st.error(f"{t('error', lang)}: {translate_error(str(exc), lang)}")
             return
@@ -338,11 +343,16 @@ def batch_tab(rr: LycheeReranker, lang: str, opts: dict) -> None:
         st.download_button(t("download_csv", lang), to_csv(results), "lychee-batch.csv", "text/csv", key="batch_csv")
 
 
+def footer_family(info: dict) -> str:
+    """The checkpoint family the footer names; a backend without families (lite) by its own name."""
+    return str(info.get("family") or info.get("backend"))
+
+
 def footer(rr: LycheeReranker, lang: str) -> None:
     info = rr.info
     st.divider()
-    st.caption(t("status", lang, backend=info.get("backend"), model=info.get("model"), device=info.get("device"),
-                 dtype=info.get("dtype"), attn=info.get("attn_implementation")))
+    st.caption(t("status", lang, backend=info.get("backend"), family=footer_family(info), model=info.get("model"),
+                 device=info.get("device"), dtype=info.get("dtype"), attn=info.get("attn_implementation")))
     if info.get("note"):
         st.caption(str(info["note"]))
     if str(info.get("device", "")).startswith("cuda"):
@@ -370,13 +380,14 @@ def main() -> None:
     st.title(t("title", lang))
     rr = get_reranker(RerankerConfig(
         backend=os.environ.get("LYCHEE_UI_BACKEND", "auto"), model=os.environ.get("LYCHEE_MODEL") or None,
-        adapter=os.environ.get("LYCHEE_ADAPTER") or None,
+        family=os.environ.get("LYCHEE_FAMILY") or None, adapter=os.environ.get("LYCHEE_ADAPTER") or None,
     ))
     # Stateful tabs: the sidebar shows only the open mode's controls. Every tab's page is still
     # drawn, so uploads and typed text survive a switch.
     tabs = st.tabs([t(f"tab_{m}", lang) for m in MODES], key="mode", on_change="rerun")
     mode = open_mode(tabs)
-    opts = sidebar(lang, mode)
+    st.session_state["default_instruction"] = rr.backend.default_instruction
+    opts = sidebar(lang, mode, rr.backend.default_instruction)
     st.session_state["previous_mode"] = mode
     with tabs[0]:
         gallery_tab(rr, lang, opts)
