@@ -50,6 +50,7 @@ test:
 bench: setup-all
 	$(PY) benchmarks/batching.py
 	$(PY) benchmarks/throughput.py --quick
+	$(PY) benchmarks/throughput.py --quick --family qwen3_vl --threads 1
 	$(PY) benchmarks/lite_gallery.py
 
 clean:

@@ -14,6 +14,13 @@ machine is shared: compare the ratios, not absolute numbers across runs):
 Every time is the best of ``--repeats`` runs; max|d| is the largest score difference against the
 naive reference. Without --model, a random-weight Qwen2.5-VL is built, large enough that the
 model dominates the naive loop (its share is printed). The scenarios are in ``_scenarios.py``.
+
+``--family qwen3_vl``: the same scenarios on a Qwen3-VL-Reranker checkpoint (without --model a
+random one, :func:`lychee_rerank.testing.tiny_qwen3_vl.build` with ``Q3_FULL``/``Q3_QUICK``); the
+naive column becomes the OFFICIAL scorer (``_official.py``: its own process on transformers 4.57.3,
+same checkpoint and inputs, timed by its ``process()`` loop), the batched one
+:class:`~lychee_rerank.testing.reference.Qwen3VLPlainBatchedScorer`, and max|d| is against the
+official scores.
 """
 
 from __future__ import annotations
@@ -24,20 +31,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import max_abs_diff, print_table, timed  # noqa: E402
+from _official import OfficialScorer  # noqa: E402
 from _scenarios import Scenario, build_scenarios  # noqa: E402
 
 from lychee_rerank import LycheeReranker  # noqa: E402
-from lychee_rerank.testing.reference import NaiveReference, PlainBatchedScorer  # noqa: E402
+from lychee_rerank.testing.reference import NaiveReference, PlainBatchedScorer, Qwen3VLPlainBatchedScorer  # noqa: E402
 from lychee_rerank.testing.tiny_model import build  # noqa: E402
+from lychee_rerank.testing.tiny_qwen3_vl import build as build_qwen3_vl  # noqa: E402
 
 FULL = dict(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=2, vision_hidden_size=128, vision_depth=4, vision_heads=4)
 QUICK = dict(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, vision_hidden_size=64, vision_depth=2, vision_heads=2)
+# Qwen3-VL-Reranker (``--family qwen3_vl``): the same language-model and vision sizes.
+Q3_FULL = dict(FULL)
+Q3_QUICK = dict(QUICK)
 FULL_SIZES = dict(n_long=48, n_photos=50, n_iq=32, n_mixed=24, n_requests=16, docs_per_request=4, long_words=500, photo_side=640)
 QUICK_SIZES = dict(n_long=12, n_photos=10, n_iq=8, n_mixed=9, n_requests=6, docs_per_request=3, long_words=300, photo_side=256)
 
@@ -75,23 +87,31 @@ def engine_runner(rr: LycheeReranker, scenario: Scenario, batch_size: int) -> Ca
     return run
 
 
+def interleaved(runs: dict[str, tuple[int, Callable[[], Any]]]) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Best time and last scores of each scorer (name: (repeats, run)), runs interleaved
+    (a, b, c, a, b, c, ...): load on a shared machine drifts within a scenario, and each scorer
+    should see the same drift. A run returns its scores, or (seconds, scores) when it times itself."""
+    best = {name: float("inf") for name in runs}
+    got: dict[str, list[float]] = {}
+    for i in range(max(n for n, _ in runs.values())):
+        for name, (n, fn) in runs.items():
+            if i >= n:
+                continue
+            seconds, value = timed(fn)
+            if isinstance(value, tuple):
+                seconds, value = value
+            best[name], got[name] = min(best[name], seconds), value
+    return best, got
+
+
 def measure(scenario: Scenario, naive: NaiveReference, batched: PlainBatchedScorer, rr: LycheeReranker,
             batch_size: int, repeats: int, naive_repeats: int) -> dict:
     pairs = scenario.reference_pairs()
-    runs = {"batched": lambda: batched.score(pairs), "engine": engine_runner(rr, scenario, batch_size)}
+    runs = {"batched": (repeats, lambda: batched.score(pairs)), "engine": (repeats, engine_runner(rr, scenario, batch_size))}
     if naive_repeats:
         naive.score(**pairs[0])  # first calls are slow (kernel set-up): not timed
-        runs["naive"] = lambda: [naive.score(**p)[0] for p in pairs]
-    # Interleaved (naive, batched, engine, naive, ...): load on a shared machine drifts within a
-    # scenario, and each scorer should see the same drift.
-    best = {name: float("inf") for name in runs}
-    got: dict[str, list[float]] = {}
-    for i in range(max(repeats, naive_repeats)):
-        for name, fn in runs.items():
-            if name == "naive" and i >= naive_repeats or name != "naive" and i >= repeats:
-                continue
-            seconds, got[name] = timed(fn)
-            best[name] = min(best[name], seconds)
+        runs["naive"] = (naive_repeats, lambda: [naive.score(**p)[0] for p in pairs])
+    best, got = interleaved(runs)
     t_batched, t_engine, got_b, got_e = best["batched"], best["engine"], got["batched"], got["engine"]
     # exploration runs (--naive-repeats 0): no naive column, differences against the batched scorer
     t_naive, ref = (best["naive"], got["naive"]) if naive_repeats else (float("nan"), got_b)
@@ -104,26 +124,85 @@ def measure(scenario: Scenario, naive: NaiveReference, batched: PlainBatchedScor
     }
 
 
+def measure_qwen3_vl(scenario: Scenario, official: OfficialScorer | None, batched: Qwen3VLPlainBatchedScorer,
+                     rr: LycheeReranker, batch_size: int, repeats: int, official_repeats: int) -> dict:
+    """One Qwen3-VL scenario: the official scorer (its own process), the batched scorer, the engine."""
+    pairs = scenario.reference_pairs()
+    runs = {"batched": (repeats, lambda: batched.score(pairs)), "engine": (repeats, engine_runner(rr, scenario, batch_size))}
+    if official is not None and official_repeats:
+        calls = official.calls(scenario)
+        runs = {"official": (official_repeats, lambda: official.run(calls)), **runs}
+    best, got = interleaved(runs)
+    t_batched, t_engine, got_b, got_e = best["batched"], best["engine"], got["batched"], got["engine"]
+    t_official, ref = (best["official"], got["official"]) if "official" in got else (float("nan"), got_b)
+    n = len(pairs)
+    return {
+        "scenario": scenario.name, "pairs": n,
+        "official p/s": n / t_official, "batched p/s": n / t_batched, "engine p/s": n / t_engine,
+        "eng/official": t_official / t_engine, "eng/batched": t_batched / t_engine,
+        "max|d| batched": max_abs_diff(got_b, ref), "max|d| engine": max_abs_diff(got_e, ref),
+    }
+
+
+def run_qwen3_vl(args: argparse.Namespace) -> None:
+    """The Qwen3-VL-Reranker table: official scorer vs plain batched scorer vs engine."""
+    t0 = time.perf_counter()
+    model_dir = args.model or build_qwen3_vl(tempfile.mkdtemp(prefix="lychee-throughput-q3-"), **(Q3_QUICK if args.quick else Q3_FULL))
+    print(f"model: {model_dir} (built/located in {time.perf_counter() - t0:.1f}s); load: {os.getloadavg()}", file=sys.stderr)
+    scenarios = selected(args)
+    image_dir = tempfile.mkdtemp(prefix="lychee-throughput-q3-images-")
+    official = OfficialScorer(model_dir, image_dir) if args.naive_repeats else None
+    batched = Qwen3VLPlainBatchedScorer(model_dir, batch_size=args.batch_size)
+    rr = LycheeReranker.from_pretrained(model_dir, device="cpu", dtype="float32")
+    assert rr.info["family"] == "qwen3_vl", rr.info
+    # First calls are slow (kernel set-up; the engine's first call also builds its escaping
+    # tokenizer, ~2 s here): not timed. Text only, so no image enters the vision cache.
+    batched.score([{"query_text": "warm-up query", "doc_text": "warm-up document"}])
+    rr.rerank("warm-up query", ["warm-up document"])
+    rows = []
+    for scenario in scenarios:
+        before = batched.model_seconds, batched.seconds
+        rows.append(measure_qwen3_vl(scenario, official, batched, rr, args.batch_size, args.repeats, args.naive_repeats))
+        share = (batched.model_seconds - before[0]) / (batched.seconds - before[1])
+        print(f"  {scenario.name}: done (model share of the batched scorer's time {100 * share:.0f}%): "
+              f"{rows[-1]}", file=sys.stderr, flush=True)
+    print_table(rows)
+    print(f"\nQwen3-VL; best of {args.repeats} runs (official: {args.naive_repeats}); batch size {args.batch_size}; "
+          f"torch threads {torch.get_num_threads()}; load average at the end {os.getloadavg()}; "
+          f"engine stats: {dict(rr.backend.stats)}")
+
+
+def selected(args: argparse.Namespace) -> list[Scenario]:
+    scenarios = build_scenarios(**(QUICK_SIZES if args.quick else FULL_SIZES))
+    if args.only:
+        scenarios = [s for s in scenarios if any(part in s.name for part in args.only.split(","))]
+    return scenarios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small model and few pairs (CI smoke run)")
     parser.add_argument("--model", default=None, help="an existing checkpoint directory")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs (the machine is shared and noisy)")
-    parser.add_argument("--naive-repeats", type=int, default=1, help="best of N runs of the (slow) naive loop; 0: skip it")
+    parser.add_argument("--naive-repeats", type=int, default=1,
+                        help="best of N runs of the (slow) naive loop (Qwen3-VL: of the official scorer); 0: skip it")
+    parser.add_argument("--family", choices=("qwen2_5_vl", "qwen3_vl"), default="qwen2_5_vl",
+                        help="qwen3_vl: Qwen3-VL-Reranker, against its official scorer (subprocess, transformers 4.57.3)")
     parser.add_argument("--only", default=None, help="run the scenarios whose name contains one of these (comma-separated)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads; 1 on a shared, oversubscribed machine (OpenMP spinning thrashes)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)  # the official subprocess
+    if args.family == "qwen3_vl":
+        return run_qwen3_vl(args)
 
     t0 = time.perf_counter()
     model_dir = args.model or build(tempfile.mkdtemp(prefix="lychee-throughput-"), **(QUICK if args.quick else FULL))
     print(f"model: {model_dir} (built/located in {time.perf_counter() - t0:.1f}s); load: {os.getloadavg()}", file=sys.stderr)
-    scenarios = build_scenarios(**(QUICK_SIZES if args.quick else FULL_SIZES))
-    if args.only:
-        scenarios = [s for s in scenarios if any(part in s.name for part in args.only.split(","))]
+    scenarios = selected(args)
 
     naive = NaiveReference(model_dir)
     batched = PlainBatchedScorer(model_dir, batch_size=args.batch_size)

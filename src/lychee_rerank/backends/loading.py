@@ -114,9 +114,7 @@ def load(
 
     name = str(model_name_or_path)
     adapter_family = detect(name, family).adapter()
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
-    attn = resolve_attn(attn_implementation, dev, dt)
+    dev, dt, attn = adapter_family.resolve(device, dtype, attn_implementation)
     lo = adapter_family.min_pixels if min_pixels is None else int(min_pixels)
     hi = adapter_family.max_pixels if max_pixels is None else int(max_pixels)
     if lo > hi:

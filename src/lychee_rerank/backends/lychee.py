@@ -151,6 +151,9 @@ class LycheeBackend(Backend):
         self._pool = ThreadPoolExecutor(
             max_workers=preprocess_workers or min(4, os.cpu_count() or 1), thread_name_prefix="lychee-preprocess"
         )
+        if escape_special_tokens:
+            # The escaping tokenizer copy takes ~2 s for a 150k vocabulary: built now, off the first call's path.
+            self._pool.submit(self.prompt_tokens.plain)
         self._stats = Counter()
         # One forward at a time: the model object is shared between threads (server).
         self._lock = threading.Lock()

@@ -93,6 +93,19 @@ class FamilyAdapter(ABC):
         return self.spec.name
 
     # ------------------------------------------------------------------ loading
+    def resolve(self, device: Any, dtype: Any, attn_implementation: Any) -> tuple[torch.device, torch.dtype, str]:
+        """Device, dtype and attention for the requested values (``"auto"`` resolved).
+
+        The default rule suits every transformers decoder here: BF16 (else FP16) and
+        Flash-Attention-2 (else SDPA) on CUDA, FP32 and SDPA on CPU. A family whose model lacks
+        one of them, or needs FP32 somewhere, overrides this.
+        """
+        from ..loading import resolve_attn, resolve_device, resolve_dtype
+
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev)
+        return dev, dt, resolve_attn(attn_implementation, dev, dt)
+
     @abstractmethod
     def load(
         self, name: str, *, device: torch.device, dtype: torch.dtype, attn_implementation: str,
