@@ -185,7 +185,7 @@ async def rerank_seed(body: SeedRerankRequest, service: Service) -> SeedRerankRe
     t0 = time.perf_counter()
     rr = service.holder.require()
     instruction = service.resolve(rr, body.instruction, None)
-    to_item = lambda s: MultimodalItem(text=s.text, image=s.image)  # noqa: E731
+    to_item = lambda s: MultimodalItem(text=s.text, image=s.image, video=s.video, video_url=s.video_url)  # noqa: E731
     prepared = await service.prepare(rr, to_item(body.query), [to_item(d) for d in body.documents], t0)
     results = await service.rerank_prepared("/api/rerank", rr, prepared, instruction, t0)
     return SeedRerankResponse(

@@ -9,6 +9,7 @@ as in Python. The query failing fails the request; a document failing fails only
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -53,10 +54,17 @@ class Prepared:
     images: int = 0
 
 
+#: ``data:<type>/<subtype>[;params],`` as a whole string: media, not text (as the library reads it).
+_DATA_URI = re.compile(r"data:[a-z]+/[a-z0-9.+-]+(;[a-z0-9=.+-]*)*,", re.IGNORECASE)
+
+
 def _split(value: RerankInput | MultimodalItem, name: str) -> tuple[Optional[str], Optional[str]]:
     """(text, image string) of a request item, whatever of the accepted forms it has."""
     if isinstance(value, str):
-        return (None, value) if value.startswith("data:image/") else (value, None)
+        if value.startswith("data:video/"):
+            raise SourceError(f"{name}: {VIDEO_NOT_SUPPORTED}")
+        # Any other media data URI is an image to read (a non-image type is refused there, by name).
+        return (None, value) if _DATA_URI.match(value) else (value, None)
     if isinstance(value, MultimodalItem):
         if value.video is not None or value.video_url is not None:
             raise SourceError(f"{name}: {VIDEO_NOT_SUPPORTED}")

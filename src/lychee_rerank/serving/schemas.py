@@ -248,6 +248,8 @@ class RerankResponse(BaseModel):
 class SeedItem(_Lenient):
     text: Optional[str] = None
     image: Optional[str] = Field(None, description=IMAGE_DESCRIPTION)
+    video: Optional[Any] = Field(None, description="Not supported (text and images only): an item with a video fails with that error.")
+    video_url: Optional[Any] = Field(None, description="As ``video``: not supported.")
 
 
 class SeedRerankRequest(_Lenient):

@@ -1,0 +1,313 @@
+"""`lychee serve` on a Qwen3-VL-Reranker checkpoint, over real HTTP on loopback: every dialect the
+server speaks (/v1/rerank and its /v2 alias, TEI's /rerank, vLLM's /score and /v1/score, the
+article's /api/rerank, /v1/analyze) returns the library's scores for texts and images; /health and
+/v1/models name the family; Ray Serve answers as the single process does; a video is refused.
+
+One server per module loads the checkpoint itself (the family found from config.json), as
+`lychee serve --model DIR` does; the library's reranker (tests/qwen3_vl_support.py) is the yardstick.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import math
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lychee_rerank.inputs import InputError
+from lychee_rerank.serving.settings import ServerSettings
+
+from ..qwen3_vl_support import (  # noqa: F401 - shared fixtures
+    DEFAULT_INSTRUCTION,
+    FAMILY,
+    QUERY,
+    TEXTS,
+    library_scores,
+    qwen3_vl_pngs,
+    qwen3_vl_reranker,
+    spread,
+)
+from ..ray_support import ray_local  # noqa: F401 - the shared session fixture
+from .conftest import LiveServer, b64, data_uri
+
+TOL = 1e-5  # another model instance, other batch compositions: the FP32 parity tolerance
+
+
+@pytest.fixture(scope="module")
+def q3_server(qwen3_vl_dir: Path):
+    """The server loads the checkpoint itself, in the background, as `lychee serve` does."""
+    from lychee_rerank.serving.app import create_app
+
+    settings = ServerSettings(backend="lychee", model=str(qwen3_vl_dir), device="cpu", dtype="float32", batch_size=8)
+    live = LiveServer(create_app(settings)).start()
+    try:
+        live.wait_healthy()
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def pngs(qwen3_vl_pngs: list[Path]) -> list[bytes]:
+    return [p.read_bytes() for p in qwen3_vl_pngs]
+
+
+def post(live: LiveServer, path: str, body: Any) -> httpx.Response:
+    with live.client() as c:
+        return c.post(path, json=body)
+
+
+def tokens(reranker, query, documents) -> int:
+    """The model's own prompt-token count over the pairs (image tokens included)."""
+    return sum(r.tokens for r in reranker.rerank(query, documents))
+
+
+# --------------------------------------------------------------------------- service
+def test_health_and_models_name_the_family(q3_server, qwen3_vl_dir):
+    with q3_server.client() as c:
+        health = c.get("/health").json()
+        assert (health["status"], health["backend"], health["family"]) == ("ok", "lychee", FAMILY)
+        assert (health["model"], health["device"], health["dtype"]) == (str(qwen3_vl_dir), "cpu", "float32")
+        for path in ("/v1/models", "/models"):
+            (card,) = c.get(path).json()["data"]
+            assert (card["id"], card["family"]) == (str(qwen3_vl_dir), FAMILY)
+
+
+# --------------------------------------------------------------------------- /v1/rerank (Cohere, Jina, vLLM, infinity)
+def test_v1_rerank_texts_and_images_in_every_shape_match_the_library(q3_server, qwen3_vl_reranker, pngs):
+    a, b, c = pngs
+    documents = [
+        "a red circle on a blue background",                                   # text
+        data_uri(a),                                                           # data: URI string
+        {"text": "a drawing", "image": b64(b)},                                # Jina object, text + image
+        [{"type": "text", "text": "shapes"},                                   # OpenAI content parts
+         {"type": "image_url", "image_url": {"url": data_uri(c)}}],
+        {"image": b64(c)},                                                     # image only
+        "stock market report",
+    ]
+    library_docs = [documents[0], a, {"text": "a drawing", "image": b}, {"text": "shapes", "image": c}, c, documents[5]]
+    library = library_scores(qwen3_vl_reranker, QUERY, library_docs)
+    assert spread(library) > 1e-4
+    for path in ("/v1/rerank", "/v2/rerank"):
+        r = post(q3_server, path, {"query": QUERY, "documents": documents, "model": "anything"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert {x["index"]: x["relevance_score"] for x in body["results"]} == pytest.approx(library, abs=TOL)
+        assert [x["index"] for x in body["results"]] == sorted(library, key=lambda i: -library[i])
+        usage = body["usage"]
+        assert (usage["documents"], usage["scored"], usage["images"]) == (6, 6, 4)
+        assert usage["prompt_tokens"] == tokens(qwen3_vl_reranker, QUERY, library_docs)
+
+    # An image query (text + image), vLLM's {"content": [parts]} documents (one per part), an
+    # instruction, infinity's raw scores (the yes - no logit).
+    query = {"text": "this picture", "image": data_uri(a)}
+    body = {"query": query, "documents": {"content": [{"type": "image_url", "image_url": {"url": data_uri(b)}},
+                                                      {"type": "text", "text": "a red circle"}]},
+            "instruction": "Find the matching picture.", "raw_scores": True}
+    r = post(q3_server, "/v1/rerank", body)
+    assert r.status_code == 200, r.text
+    results = qwen3_vl_reranker.rerank({"text": "this picture", "image": a}, [b, "a red circle"],
+                                       instruction="Find the matching picture.")
+    raw = {x["index"]: x["relevance_score"] for x in r.json()["results"]}
+    assert raw == pytest.approx({x.index: x.yes_logit - x.no_logit for x in results}, abs=1e-4)
+    assert {i: 1 / (1 + math.exp(-v)) for i, v in raw.items()} == pytest.approx({x.index: x.score for x in results}, abs=TOL)
+
+
+# --------------------------------------------------------------------------- TEI /rerank
+def test_tei_rerank_and_its_cohere_shape_match_the_library(q3_server, qwen3_vl_reranker, pngs):
+    library = library_scores(qwen3_vl_reranker, QUERY, TEXTS)
+    r = post(q3_server, "/rerank", {"query": QUERY, "texts": TEXTS, "return_text": True, "truncate": False})
+    assert r.status_code == 200, r.text
+    ranked = r.json()
+    assert [x["index"] for x in ranked] == sorted(library, key=lambda i: -library[i])  # a bare array, best first
+    assert {x["index"]: x["score"] for x in ranked} == pytest.approx(library, abs=TOL)
+    assert all(x["text"] == TEXTS[x["index"]] for x in ranked)
+    raw = post(q3_server, "/rerank", {"query": QUERY, "texts": TEXTS, "raw_scores": True}).json()
+    assert {x["index"]: 1 / (1 + math.exp(-x["score"])) for x in raw} == pytest.approx(library, abs=TOL)
+
+    # /rerank with `documents` is /v1/rerank: an image document too.
+    docs = [TEXTS[0], {"image": data_uri(pngs[0])}]
+    r = post(q3_server, "/rerank", {"query": QUERY, "documents": docs})
+    assert r.status_code == 200, r.text
+    expected = library_scores(qwen3_vl_reranker, QUERY, [TEXTS[0], pngs[0]])
+    assert {x["index"]: x["relevance_score"] for x in r.json()["results"]} == pytest.approx(expected, abs=TOL)
+
+
+# --------------------------------------------------------------------------- vLLM /score
+def test_vllm_score_one_query_and_pairs_with_images_match_the_library(q3_server, qwen3_vl_reranker, pngs):
+    a, b, _ = pngs
+    parts = [{"type": "text", "text": TEXTS[0]}, {"type": "image_url", "image_url": {"url": data_uri(a)}},
+             {"type": "image", "image": b64(b)}]
+    expected = library_scores(qwen3_vl_reranker, QUERY, [TEXTS[0], a, b])
+    for path in ("/score", "/v1/score"):
+        r = post(q3_server, path, {"model": "x", "text_1": QUERY, "text_2": {"content": parts}})
+        assert r.status_code == 200, r.text
+        data = r.json()["data"]
+        assert [d["index"] for d in data] == [0, 1, 2]  # input order
+        assert {d["index"]: d["score"] for d in data} == pytest.approx(expected, abs=TOL)
+        assert r.json()["usage"]["prompt_tokens"] == tokens(qwen3_vl_reranker, QUERY, [TEXTS[0], a, b])
+
+    # N pairs: text_1[i] against text_2[i], an image query among them.
+    text_1 = [QUERY, {"text": "what is drawn", "image": data_uri(b)}]
+    r = post(q3_server, "/score", {"text_1": text_1, "text_2": [TEXTS[1], TEXTS[2]]})
+    assert r.status_code == 200, r.text
+    got = [d["score"] for d in r.json()["data"]]
+    want = [qwen3_vl_reranker.rerank(QUERY, [TEXTS[1]])[0].score,
+            qwen3_vl_reranker.rerank({"text": "what is drawn", "image": b}, [TEXTS[2]])[0].score]
+    assert got == pytest.approx(want, abs=TOL)
+
+
+# --------------------------------------------------------------------------- /api/rerank (the article's shape)
+def test_api_rerank_matches_the_library_with_logits(q3_server, qwen3_vl_reranker, pngs):
+    body = {"query": {"text": QUERY, "image": None},
+            "documents": [{"text": TEXTS[0], "image": None}, {"text": "a photo", "image": data_uri(pngs[1])},
+                          {"text": None, "image": data_uri(pngs[2])}], "mode": "single"}
+    r = post(q3_server, "/api/rerank", body)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    library = {x.index: x for x in qwen3_vl_reranker.rerank(QUERY, [TEXTS[0], {"text": "a photo", "image": pngs[1]}, pngs[2]])}
+    for x in results:
+        lib = library[x["index"]]
+        assert (x["score"], x["yes_logit"], x["no_logit"]) == pytest.approx((lib.score, lib.yes_logit, lib.no_logit), abs=1e-4)
+        assert x["score"] == pytest.approx(lib.score, abs=TOL) and x["rank"] == lib.rank
+
+
+# --------------------------------------------------------------------------- /v1/analyze
+def test_analyze_shows_the_family_prompt_default_instruction_and_the_library_score(q3_server, qwen3_vl_reranker, pngs):
+    r = post(q3_server, "/v1/analyze", {"query": "a red circle", "document": {"text": "a drawing", "image": b64(pngs[0])}})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    lib = qwen3_vl_reranker.rerank("a red circle", [{"text": "a drawing", "image": pngs[0]}])[0]
+    assert data["score"] == pytest.approx(lib.score, abs=TOL)
+    assert (data["yes_logit"], data["no_logit"]) == pytest.approx((lib.yes_logit, lib.no_logit), abs=1e-4)
+    assert data["instruction"] == DEFAULT_INSTRUCTION and data["backend"] == "lychee"
+    prompt = data["prompt"]
+    assert f"<Instruct>: {DEFAULT_INSTRUCTION}" in prompt and "<Query>:a red circle" in prompt
+    assert prompt.count("<|image_pad|>") == 1  # the placeholder, not the expanded visual tokens
+    assert data["images"] == [{"side": "document", "width": 96, "height": 64}]
+
+
+# --------------------------------------------------------------------------- video: refused, never scored
+VIDEO_URI = "data:video/mp4;base64," + base64.b64encode(b"\x00\x00\x00\x18ftypmp42" + bytes(64)).decode()
+
+
+def test_the_library_refuses_video_by_name(qwen3_vl_reranker, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    for video in (clip, {"video": str(clip)}, {"text": "a cat", "video": str(clip)}):
+        with pytest.raises(InputError, match="video input is not supported"):
+            qwen3_vl_reranker.score(QUERY, video)
+        with pytest.raises(InputError, match="video input is not supported"):
+            qwen3_vl_reranker.rerank(video, ["a cat"])
+        # Among documents it fails alone (the per-pair error rule), with no score.
+        bad, good = sorted(qwen3_vl_reranker.rerank(QUERY, [video, "a cat"]), key=lambda r: r.index)
+        assert "video input is not supported" in bad.error and bad.score == 0 and good.error is None
+    with pytest.raises(InputError, match="only image/\\* is accepted"):
+        qwen3_vl_reranker.score(QUERY, VIDEO_URI)
+
+
+def _refused_naming_video(r: httpx.Response, where: str) -> None:
+    """Never a score for it: a 422 JSON error naming the video (the query, /v1/analyze's one
+    document), or for a document among others its own error naming it (the per-document rule)."""
+    if r.status_code == 422:
+        message = r.json()["error"]["message"]
+        assert "video" in message.lower(), message
+        return
+    assert r.status_code == 200, r.text
+    body = r.json()
+    items = body["results"] if isinstance(body, dict) and "results" in body else body["data"]
+    (item,) = [x for x in items if x["index"] == 0]
+    assert item.get("error") and "video" in item["error"].lower(), (where, item)
+    assert item.get("relevance_score", item.get("score")) == 0
+
+
+VIDEO_REQUESTS = [
+    pytest.param("/v1/rerank", {"query": QUERY, "documents": [{"image": VIDEO_URI}, "a cat"]}, id="image-field-holding-video"),
+    pytest.param("/v1/rerank", {"query": QUERY, "documents": [{"text": "a cat", "video": VIDEO_URI}]}, id="text-plus-video-key"),
+    pytest.param("/v1/rerank", {"query": QUERY, "documents": [{"video": VIDEO_URI}]}, id="video-key"),
+    pytest.param("/v1/rerank", {"query": QUERY, "documents": [[{"type": "video_url", "video_url": {"url": VIDEO_URI}}]]},
+                 id="video_url-part"),
+    pytest.param("/v1/rerank", {"query": {"text": QUERY, "video": VIDEO_URI}, "documents": ["a cat"]}, id="query-video-key"),
+    pytest.param("/rerank", {"query": QUERY, "documents": [{"video_url": VIDEO_URI}, "a cat"]}, id="rerank-video_url-key"),
+    pytest.param("/score", {"text_1": QUERY, "text_2": {"content": [{"type": "video", "video": VIDEO_URI}]}}, id="score-video-part"),
+    pytest.param("/v1/analyze", {"query": QUERY, "document": {"video": VIDEO_URI}}, id="analyze-video-key"),
+    pytest.param("/v1/rerank", {"query": QUERY, "documents": [VIDEO_URI, "a cat"]}, id="video-data-uri-string"),
+    pytest.param("/api/rerank", {"query": {"text": QUERY}, "documents": [{"text": "a cat", "video": VIDEO_URI}]},
+                 id="api-rerank-video-key"),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), VIDEO_REQUESTS)
+def test_a_video_over_http_gets_a_clear_error_not_a_score(q3_server, path, body):
+    _refused_naming_video(post(q3_server, path, body), path)
+
+
+# --------------------------------------------------------------------------- Ray Serve
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def comparable(response: httpx.Response) -> tuple[int, Any]:
+    """Status and body without the per-request id."""
+    body = response.json()
+    if isinstance(body, dict):
+        body.pop("id", None)
+    return response.status_code, body
+
+
+def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local, q3_server, qwen3_vl_dir, pngs):
+    """As tests/serving/test_ray_serve.py, on the Qwen3-VL checkpoint: texts, images, an image
+    query, an instruction, top_n, a bad document, a bad query; then concurrent load."""
+    serve = pytest.importorskip("ray.serve")
+    from lychee_rerank.serving.ray_serve import APP_NAME, ReplicaOptions, run
+
+    settings = ServerSettings(backend="lychee", model=str(qwen3_vl_dir), device="cpu", dtype="float32",
+                              host="127.0.0.1", port=free_port())
+    requests = [
+        {"query": QUERY, "documents": [*TEXTS, {"image": data_uri(pngs[0])}]},
+        {"query": {"text": "this picture", "image": data_uri(pngs[1])},
+         "documents": [{"image": data_uri(pngs[2])}, {"text": "a drawing", "image": data_uri(pngs[0])}, "text only"],
+         "instruction": "Find the matching picture.", "top_n": 2},
+        {"query": "anything", "documents": ["fine", {"image": "data:image/png;base64,bm90IGFuIGltYWdl"}]},
+        {"query": "", "documents": ["x"]},
+    ]
+    try:
+        run(settings, ReplicaOptions(num_replicas=2, num_cpus=0.5, max_ongoing_requests=8), blocking=False)
+        replicas = serve.status().applications[APP_NAME].deployments["LycheeReranker"].replica_states
+        assert replicas.get("RUNNING") == 2, replicas
+        with httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=60) as ray_client, q3_server.client() as one:
+            deadline = time.monotonic() + 60
+            while ray_client.get("/health").status_code != 200:  # the proxy may lag the replicas
+                assert time.monotonic() < deadline, "Serve proxy never answered /health"
+                time.sleep(0.2)
+            assert ray_client.get("/health").json()["family"] == FAMILY
+            for body in requests:
+                want_status, want = comparable(one.post("/v1/rerank", json=body))
+                got_status, got = comparable(ray_client.post("/v1/rerank", json=body))
+                assert got_status == want_status, (body, got, want)
+                if want_status != 200:
+                    assert got == want
+                    continue
+                assert [r["index"] for r in got["results"]] == [r["index"] for r in want["results"]]
+                for g, w in zip(got["results"], want["results"]):
+                    assert g.pop("relevance_score") == pytest.approx(w.pop("relevance_score"), abs=TOL)
+                assert got == want
+
+            body = requests[0]
+            _, want = comparable(one.post("/v1/rerank", json=body))
+            with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+                answers = list(pool.map(lambda _: comparable(ray_client.post("/v1/rerank", json=body)), range(8)))
+            for status_code, got in answers:
+                assert status_code == 200
+                assert [r["relevance_score"] for r in got["results"]] == pytest.approx(
+                    [r["relevance_score"] for r in want["results"]], abs=TOL)
+    finally:
+        serve.shutdown()
