@@ -140,9 +140,9 @@ def scenario_flops(rr: LycheeReranker, model: Any, scenario: Scenario) -> float:
     backend = rr.backend
     total = 0.0
     for request in scenario.requests:
-        query, truncated = backend.fit_query(rr.to_query(request.engine_query()))
+        query = rr.to_query(request.engine_query())
         for doc in request.engine_docs():
-            pair = backend.prepare(0, query, rr.to_query(doc), DEFAULT_INSTRUCTION, truncated)
+            pair = backend.prepare(0, query, rr.to_query(doc), DEFAULT_INSTRUCTION)
             total += pair_flops(model, pair.length, pair.grids)
     return total
 

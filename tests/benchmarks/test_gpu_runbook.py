@@ -48,8 +48,7 @@ def test_flop_estimate_matches_torch_flop_counter(with_image, tiny_model_dir):
     rr = gpu.engine_for(model, model_dir, "eager")
     backend = rr.backend
     doc = rr.to_query(make_photo(200, 150, seed=1) if with_image else "a black cat on a sofa " * 20)
-    query, _ = backend.fit_query(rr.to_query("a cat " * 30))
-    pair = backend.prepare(0, query, doc, gpu.DEFAULT_INSTRUCTION, False)
+    pair = backend.prepare(0, rr.to_query("a cat " * 30), doc, gpu.DEFAULT_INSTRUCTION)
     with FlopCounterMode(display=False) as counter:
         with torch.inference_mode():
             backend.batch_logits([pair], backend.image_features(pair.images))

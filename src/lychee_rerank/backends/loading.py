@@ -90,6 +90,8 @@ class LoadedModel:
     """The checkpoint family's adapter (:class:`~.families.base.FamilyAdapter`)."""
     min_pixels: int
     max_pixels: int
+    tokenizer: Any = None
+    """The processor's tokenizer (or the processor itself, for a text family)."""
 
 
 def load(
@@ -126,7 +128,7 @@ def load(
     model = loaded.model
     if adapter is not None:
         model = attach_adapter(model, adapter, merge=merge_adapter).to(dev).eval()
-    tokenizer = loaded.processor.tokenizer
+    tokenizer = adapter_family.tokenizer(loaded.processor)
     if tokenizer.pad_token is None:  # a missing pad token crashes batched calls in peers
         tokenizer.pad_token = tokenizer.eos_token
     logger.info(
@@ -135,7 +137,7 @@ def load(
     )
     return LoadedModel(
         model=model, processor=loaded.processor, device=dev, dtype=dt, attn_implementation=loaded.attn_implementation,
-        name=name, family=adapter_family, min_pixels=lo, max_pixels=hi,
+        name=name, family=adapter_family, min_pixels=lo, max_pixels=hi, tokenizer=tokenizer,
     )
 
 

@@ -36,7 +36,6 @@ import torch
 from ..config import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_VISION_CACHE_BYTES, RerankerConfig, ScoringMode
 from ..inputs import Content, StoredImage, pixel_hash, pixels
 from ..parsing import parse_score
-from ..prompt import build_messages
 from ..prompt_tokens import PromptTokenizer
 from ..results import PairScore
 from .base import Backend, ProgressCallback
@@ -127,7 +126,7 @@ class LycheeBackend(Backend):
         self.model = unwrap_adapter(loaded.model)
         self.backbone = self.family.backbone(self.model)
         self.processor = loaded.processor
-        self.tokenizer = loaded.processor.tokenizer
+        self.tokenizer = loaded.tokenizer if loaded.tokenizer is not None else self.family.tokenizer(loaded.processor)
         self.scoring: ScoringMode = scoring
         self.max_query_tokens = max_query_tokens or self.family.max_query_tokens
         self.max_doc_tokens = max_doc_tokens or self.family.max_doc_tokens
@@ -140,7 +139,7 @@ class LycheeBackend(Backend):
         self.head = self.family.head(self.model, self.tokenizer)
         self.yes_id, self.no_id = self.head.yes_id, self.head.no_id
         self.image_token = self.family.image_token
-        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token) if self.reads_images else -1
         self._special_ids = frozenset(self.tokenizer.all_special_ids)
         self._min_pixels, self._max_pixels = loaded.min_pixels, loaded.max_pixels
         self._fast = scoring == "yesno"
@@ -165,12 +164,18 @@ class LycheeBackend(Backend):
 
     def image_refusal(self, size: tuple[int, int]) -> str | None:
         """A shape the family's resize refuses (an extreme aspect ratio, say), said when the image is read."""
+        if not self.reads_images:
+            return f"the {self.family.name} model family reads text only: an image cannot be scored by it"
         width, height = size
         try:
             self.family.grid(width, height, self._min_pixels, self._max_pixels)
         except ValueError as exc:
             return f"{width}x{height} pixels cannot be read by this model ({exc})"
         return None
+
+    @property
+    def reads_images(self) -> bool:
+        return "image" in self.family.modalities
 
     def image_tokens(self, grid: tuple[int, int, int]) -> int:
         """Visual tokens an image of this patch grid becomes in the prompt."""
@@ -208,13 +213,14 @@ class LycheeBackend(Backend):
             # The stored images (not decoded: the template needs only where each one goes).
             q = Content(text=markers.get("query"), image=query.raw_image)
             d = Content(text=markers.get("document"), image=document.raw_image)
-            prompt = build_messages(q, d, markers["instruction"], mode=self.scoring, spec=self.family.prompt)
-            return self.processor.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
+            return self.family.render(self.processor, q, d, markers["instruction"], self.scoring)
 
         rendered = self.prompt_tokens.render(template, texts)
         ids, cut = self.prompt_tokens.encode(rendered)
         # Images stay as stored: decoded only when their batch is preprocessed (see _run_batches).
         images = [c.raw_image for c in (query, document) if c.raw_image is not None]
+        if images and not self.reads_images:
+            raise ValueError(f"the {self.family.name} model family reads text only: an image cannot be scored by it")
         hashes = [c.image_hash for c in (query, document) if c.raw_image is not None]
         keys = [self._image_key(im, h) for im, h in zip(images, hashes)]
         grids = [self.grid(im) for im in images]

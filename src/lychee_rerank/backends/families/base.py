@@ -76,6 +76,20 @@ class ScoreHead:
         return torch.sigmoid(margin).tolist(), yes.tolist(), no.tolist()
 
 
+def yes_no_head(model: Any, tokenizer: Any, *, difference: bool) -> ScoreHead:
+    """The usual head of a generative reranker: the output embedding's ``yes`` and ``no`` rows."""
+    yes, no = single_token_id(tokenizer, "yes"), single_token_id(tokenizer, "no")
+    return ScoreHead(model.get_output_embeddings().weight, yes, no, difference=difference)
+
+
+def single_token_id(tokenizer: Any, word: str) -> int:
+    """The one token ``word`` is; a ValueError where the tokenizer splits it (no yes/no score then)."""
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"the tokenizer splits {word!r} into {len(ids)} tokens; yes/no scoring needs one token each")
+    return int(ids[0])
+
+
 class FamilyAdapter(ABC):
     """One checkpoint family, as the driver and fine-tuning see it (see the module docstring)."""
 
@@ -87,6 +101,9 @@ class FamilyAdapter(ABC):
     max_query_tokens: ClassVar[int]
     max_doc_tokens: ClassVar[int]
     image_token: ClassVar[str] = "<|image_pad|>"
+    modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
+    """What a query or document of this family may hold; an image sent to a text-only family is
+    refused when it is read (the query: a 422 / InputError; a document: its own error)."""
 
     @property
     def name(self) -> str:
@@ -112,6 +129,21 @@ class FamilyAdapter(ABC):
         min_pixels: int, max_pixels: int, trust_remote_code: bool,
     ) -> Loaded:
         """Model (eval, on ``device``) and processor of checkpoint ``name`` (local directory or hub id)."""
+
+    def tokenizer(self, processor: Any) -> Any:
+        """The tokenizer inside what :meth:`load` returned as the processor (a text family may return the tokenizer itself)."""
+        return getattr(processor, "tokenizer", processor)
+
+    def render(self, processor: Any, query: Any, document: Any, instruction: str, mode: str) -> str:
+        """The prompt text of one pair (images as their placeholders); user texts arrive as markers.
+
+        Default: the family's :class:`~lychee_rerank.prompt.PromptSpec` through
+        :func:`~lychee_rerank.prompt.build_messages` and the checkpoint's chat template.
+        """
+        from ...prompt import build_messages
+
+        prompt = build_messages(query, document, instruction, mode=mode, spec=self.prompt)
+        return processor.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
 
     def backbone(self, model: Any) -> Any:
         """The module whose forward returns ``last_hidden_state`` (the language model under the head)."""

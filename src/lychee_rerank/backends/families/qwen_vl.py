@@ -14,15 +14,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import FamilyAdapter, ScoreHead
-
-
-def single_token_id(tokenizer: Any, word: str) -> int:
-    """The one token ``word`` is; a ValueError where the tokenizer splits it (no yes/no score then)."""
-    ids = tokenizer.encode(word, add_special_tokens=False)
-    if len(ids) != 1:
-        raise ValueError(f"the tokenizer splits {word!r} into {len(ids)} tokens; yes/no scoring needs one token each")
-    return int(ids[0])
+from .base import FamilyAdapter, ScoreHead, single_token_id, yes_no_head  # noqa: F401 (re-exported)
 
 
 class QwenVLFamily(FamilyAdapter):
@@ -32,9 +24,7 @@ class QwenVLFamily(FamilyAdapter):
     difference_head = False
 
     def head(self, model: Any, tokenizer: Any) -> ScoreHead:
-        weight = model.get_output_embeddings().weight
-        yes, no = single_token_id(tokenizer, "yes"), single_token_id(tokenizer, "no")
-        return ScoreHead(weight, yes, no, difference=self.difference_head)
+        return yes_no_head(model, tokenizer, difference=self.difference_head)
 
     def positions(
         self, model: Any, input_ids: torch.Tensor, mask: torch.Tensor, grids: Sequence[tuple[int, int, int]],
