@@ -20,7 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # ``qwen3_vl_dir`` (a tiny Qwen3-VL-Reranker checkpoint) and ``official_env`` (the official
 # scorer's environment) for every test folder.
-pytest_plugins = ["tests.official.harness"]
+pytest_plugins = ["tests.official.harness", "tests.qwen3_reranker_support"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -78,11 +78,11 @@ def test_the_family_is_read_from_config_json_and_an_unknown_one_names_the_known(
     odd = tmp_path / "odd"
     odd.mkdir()
     (odd / "config.json").write_text(json.dumps({**config, "model_type": "llava_next", "architectures": ["LlavaNext"]}))
-    with pytest.raises(ValueError, match="unknown checkpoint family.*'llava_next'.*known families are qwen2_5_vl, qwen3_vl"):
+    with pytest.raises(ValueError, match="unknown checkpoint family.*'llava_next'.*known families are qwen2_5_vl, qwen3_reranker, qwen3_vl"):
         families.detect(odd)
     # An override names the family to score it as; an unknown override names the known ones.
     assert families.detect(odd, "qwen2_5_vl").name == "qwen2_5_vl"
-    with pytest.raises(ValueError, match="unknown model family 'nope': known families are qwen2_5_vl, qwen3_vl"):
+    with pytest.raises(ValueError, match="unknown model family 'nope': known families are qwen2_5_vl, qwen3_reranker, qwen3_vl"):
         families.detect(tiny_model_dir, "nope")
     with pytest.raises(ValueError, match="unknown model family 'nope'"):
         LycheeReranker.from_pretrained(tiny_model_dir, device="cpu", family="nope")

@@ -34,6 +34,10 @@ def test_models_lists_every_family_with_licence_and_status():
         for text in (spec.name, spec.licence, *spec.checkpoints):
             assert text in result.output
     assert "Qwen/Qwen3-VL-Reranker-2B" in result.output and "qwen2_5_vl" in result.output
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    modalities = {f["name"]: f["modalities"] for f in listed}
+    assert modalities["qwen3_reranker"] == ["text"] and modalities["qwen3_vl"] == ["text", "image"]
+    assert all(f["fine_tuning"] for f in listed)
 
 
 @pytest.mark.parametrize("command", ["models", "families"])
@@ -67,7 +71,7 @@ def test_every_model_command_refuses_an_unknown_family_naming_the_known_ones(com
     result = runner.invoke(app, [*args, "--family", "nope"])
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.replace("│", " ").split())  # Rich's error box wraps the line
-    assert "unknown model family 'nope'" in said and "known families are qwen2_5_vl, qwen3_vl" in said
+    assert "unknown model family 'nope'" in said and "known families are qwen2_5_vl, qwen3_reranker, qwen3_vl" in said
 
 
 def test_rerank_family_reaches_the_config_and_the_hub_cache_is_scanned_once(no_model_env):

@@ -16,7 +16,7 @@ from .app import app, cell
 
 
 def models(as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per family.")) -> None:
-    """List the checkpoint families (name, title, licence, status, known checkpoints); pick one with --family."""
+    """List the checkpoint families (name, title, licence, modalities, fine-tuning, status, checkpoints); pick one with --family."""
     from ..backends import families
 
     specs = list(families.FAMILIES.values())
@@ -24,10 +24,12 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print a JSON list
         typer.echo(json.dumps([spec.as_dict() for spec in specs], ensure_ascii=False, indent=2))
         return
     table = Table(show_edge=False, show_lines=True)
-    for col in ("family", "title", "licence", "status", "checkpoints"):
+    for col in ("family", "title", "licence", "modalities", "fine-tuning", "status", "checkpoints"):
         table.add_column(col, no_wrap=col in ("family", "licence", "checkpoints"), overflow="fold")  # names stay whole
     for spec in specs:
-        table.add_row(*map(cell, (spec.name, spec.title, spec.licence, spec.status, "\n".join(spec.checkpoints))))
+        row = (spec.name, spec.title, spec.licence, ", ".join(spec.modalities), spec.fine_tuning, spec.status,
+               "\n".join(spec.checkpoints))
+        table.add_row(*map(cell, row))
     Console().print(table)
 
 

@@ -36,6 +36,10 @@ class FamilySpec:
     checkpoints: tuple[str, ...]
     adapter_path: str
     """``"module:Class"`` of its :class:`~.base.FamilyAdapter`."""
+    modalities: tuple[str, ...] = ("text", "image")
+    """What a query or document may hold (the adapter refuses the rest when it is read)."""
+    fine_tuning: str = "LoRA (lychee finetune)"
+    """Whether and how ``lychee finetune`` trains it."""
 
     def adapter(self) -> Any:
         """A new adapter instance (imports the module, and so torch, on first use)."""
@@ -46,7 +50,7 @@ class FamilySpec:
         return {
             "name": self.name, "title": self.title, "model_types": list(self.model_types),
             "architectures": list(self.architectures), "licence": self.licence, "status": self.status,
-            "checkpoints": list(self.checkpoints),
+            "checkpoints": list(self.checkpoints), "modalities": list(self.modalities), "fine_tuning": self.fine_tuning,
         }
 
 
@@ -64,6 +68,13 @@ FAMILIES: dict[str, FamilySpec] = {
             "Apache-2.0", "parity-tested against the official scorer (QwenLM/Qwen3-VL-Embedding, run unchanged)",
             ("Qwen/Qwen3-VL-Reranker-2B", "Qwen/Qwen3-VL-Reranker-8B"),
             "lychee_rerank.backends.families.qwen3_vl:Qwen3VLFamily",
+        ),
+        FamilySpec(
+            "qwen3_reranker", "Qwen3-Reranker (0.6B, 4B, 8B; text only)", ("qwen3",), ("Qwen3ForCausalLM",),
+            "Apache-2.0", "parity-tested against the official README code (QwenLM/Qwen3-Embedding, run unchanged); "
+            "licence per the model cards (that repository has no LICENSE file)",
+            ("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-4B", "Qwen/Qwen3-Reranker-8B"),
+            "lychee_rerank.backends.families.qwen3_reranker:Qwen3RerankerFamily", modalities=("text",),
         ),
     )
 }

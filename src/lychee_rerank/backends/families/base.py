@@ -101,9 +101,12 @@ class FamilyAdapter(ABC):
     max_query_tokens: ClassVar[int]
     max_doc_tokens: ClassVar[int]
     image_token: ClassVar[str] = "<|image_pad|>"
-    modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
-    """What a query or document of this family may hold; an image sent to a text-only family is
-    refused when it is read (the query: a 422 / InputError; a document: its own error)."""
+    @property
+    def modalities(self) -> frozenset[str]:
+        """What a query or document of this family may hold (its spec says); an image sent to a
+        text-only family is refused when it is read (the query: a 422 / InputError; a document:
+        its own error)."""
+        return frozenset(self.spec.modalities)
 
     @property
     def name(self) -> str:

@@ -1,0 +1,42 @@
+"""The tiny Qwen3-Reranker checkpoint, for every test folder (registered in tests/conftest.py).
+
+``qwen3_reranker_dir`` (session scope): a tiny random checkpoint in the published layout of
+``Qwen/Qwen3-Reranker-0.6B`` (``lychee_rerank.testing.tiny_qwen3_reranker``), built once per
+process (~40 MB, ~15 s). ``qwen3_reranker_readme`` (session scope): the official README code
+(``tests/official/qwen3_reranker_readme.py``, vendored unchanged) driven on it in FP32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FAMILY = "qwen3_reranker"
+#: Qwen3-Reranker's own default instruction (the README's): every surface uses it when none is given.
+DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+_checkpoints: dict[int, Path] = {}
+
+
+def tiny_qwen3_reranker_checkpoint(tmp_path_factory: pytest.TempPathFactory, seed: int = 0) -> Path:
+    """The tiny Qwen3-Reranker checkpoint, built once per process and seed."""
+    if seed not in _checkpoints:
+        from lychee_rerank.testing.tiny_qwen3_reranker import build
+
+        _checkpoints[seed] = build(tmp_path_factory.mktemp(f"tiny-qwen3-reranker-{seed}"), seed=seed)
+    return _checkpoints[seed]
+
+
+@pytest.fixture(scope="session")
+def qwen3_reranker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3-Reranker checkpoint in the published layout (~40 MB, seed 0)."""
+    return tiny_qwen3_reranker_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def qwen3_reranker_readme(qwen3_reranker_dir: Path):
+    """The README's scorer (vendored unchanged) on the tiny checkpoint, FP32, in-process."""
+    from tests.official.run_qwen3_reranker import ReadmeReranker
+
+    return ReadmeReranker(qwen3_reranker_dir)
