@@ -330,6 +330,10 @@ class _Request:
 
 
 def _describe_raw(obj: Any) -> str:
+    """A short label for a document that was refused before it became a :class:`Content` (or was
+    handed in as one and refused): its own description where it has one."""
+    if isinstance(obj, Content):
+        return obj.describe()
     if isinstance(obj, (str, Path)):
         text = str(obj)
         return text if len(text) <= 60 else text[:57] + "..."

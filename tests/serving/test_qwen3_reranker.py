@@ -1,0 +1,284 @@
+"""`lychee serve` on a Qwen3-Reranker checkpoint (text only), over real HTTP on loopback: every
+dialect the server speaks (/v1/rerank and its /v2 alias, TEI's /rerank, vLLM's /score and
+/v1/score, the article's /api/rerank, /v1/analyze) returns the library's scores for English and
+Chinese texts; /health and /v1/models name the family; Ray Serve answers as the single process
+does. An image document fails alone ("reads text only") while the texts are scored; an image
+query is a 422 ``invalid_query``.
+
+One server per module loads the checkpoint itself (the family found from config.json), as
+`lychee serve --model DIR` does; the library's reranker is the yardstick (as tests/serving/test_qwen3_vl.py).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lychee_rerank import LycheeReranker
+from lychee_rerank.serving.settings import ServerSettings
+
+from ..qwen3_reranker_support import DEFAULT_INSTRUCTION, FAMILY
+from ..qwen3_vl_support import library_scores, spread
+from ..ray_support import ray_local  # noqa: F401 - the shared session fixture
+from .conftest import LiveServer, b64, data_uri, png, server_photo
+
+TOL = 1e-5  # another model instance, other batch compositions: the FP32 parity tolerance
+TEXT_ONLY = "reads text only"
+QUERY = "What is the capital of China?"
+QUERY_ZH = "中国的首都是哪里？"
+TEXTS = ["The capital of China is Beijing.", "Gravity is a force that attracts two bodies.", "北京是中国的首都。",
+         "一只黑猫趴在窗台上，旁边有一杯咖啡。", "stock market report"]
+PICTURE = png(server_photo(64, 48, seed=7))
+
+
+@pytest.fixture(scope="module")
+def library(qwen3_reranker_dir: Path) -> LycheeReranker:
+    rr = LycheeReranker.from_pretrained(qwen3_reranker_dir, device="cpu", dtype="float32")
+    assert rr.info["family"] == FAMILY
+    return rr
+
+
+@pytest.fixture(scope="module")
+def q3r_server(qwen3_reranker_dir: Path):
+    """The server loads the checkpoint itself, in the background, as `lychee serve` does."""
+    from lychee_rerank.serving.app import create_app
+
+    settings = ServerSettings(backend="lychee", model=str(qwen3_reranker_dir), device="cpu", dtype="float32", batch_size=8)
+    live = LiveServer(create_app(settings)).start()
+    try:
+        live.wait_healthy()
+        yield live
+    finally:
+        live.stop()
+
+
+def post(live: LiveServer, path: str, body: Any) -> httpx.Response:
+    with live.client() as c:
+        return c.post(path, json=body)
+
+
+def tokens(reranker, query, documents) -> int:
+    return sum(r.tokens for r in reranker.rerank(query, documents))
+
+
+def text_only_error(item: dict) -> None:
+    """The image document's own error, and no score for it."""
+    assert TEXT_ONLY in (item.get("error") or ""), item
+    assert item.get("relevance_score", item.get("score")) == 0
+
+
+def refused_query(r: httpx.Response) -> None:
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["type"] == "invalid_query" and TEXT_ONLY in error["message"], error
+
+
+# --------------------------------------------------------------------------- service
+def test_health_and_models_name_the_family(q3r_server, qwen3_reranker_dir):
+    with q3r_server.client() as c:
+        health = c.get("/health").json()
+        assert (health["status"], health["backend"], health["family"]) == ("ok", "lychee", FAMILY)
+        assert (health["model"], health["device"], health["dtype"]) == (str(qwen3_reranker_dir), "cpu", "float32")
+        for path in ("/v1/models", "/models"):
+            (card,) = c.get(path).json()["data"]
+            assert (card["id"], card["family"]) == (str(qwen3_reranker_dir), FAMILY)
+
+
+# --------------------------------------------------------------------------- /v1/rerank (Cohere, Jina, vLLM, infinity)
+def test_v1_rerank_english_and_chinese_texts_match_the_library(q3r_server, library):
+    for query in (QUERY, QUERY_ZH):
+        expected = library_scores(library, query, TEXTS)
+        assert spread(expected) > 1e-3
+        for path in ("/v1/rerank", "/v2/rerank"):
+            r = post(q3r_server, path, {"query": query, "documents": TEXTS, "model": "anything"})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert {x["index"]: x["relevance_score"] for x in body["results"]} == pytest.approx(expected, abs=TOL)
+            assert [x["index"] for x in body["results"]] == sorted(expected, key=lambda i: -expected[i])
+            usage = body["usage"]
+            assert (usage["documents"], usage["scored"], usage["images"]) == (5, 5, 0)
+            assert usage["prompt_tokens"] == tokens(library, query, TEXTS)
+
+    # Jina objects and OpenAI text parts, an instruction, top_n, infinity's raw scores (yes - no logit).
+    instruction = "Find the passage that answers the question"
+    documents = [{"text": TEXTS[0]}, [{"type": "text", "text": TEXTS[2]}], TEXTS[1]]
+    r = post(q3r_server, "/v1/rerank", {"query": QUERY, "documents": documents, "instruction": instruction,
+                                        "raw_scores": True, "top_n": 2})
+    assert r.status_code == 200, r.text
+    lib = library.rerank(QUERY, [TEXTS[0], TEXTS[2], TEXTS[1]], instruction=instruction)
+    raw = {x["index"]: x["relevance_score"] for x in r.json()["results"]}
+    assert len(raw) == 2 and set(raw) == {x.index for x in lib if x.rank <= 2}
+    assert raw == pytest.approx({x.index: x.yes_logit - x.no_logit for x in lib if x.rank <= 2}, abs=1e-4)
+    assert {i: 1 / (1 + math.exp(-v)) for i, v in raw.items()} == pytest.approx(
+        {x.index: x.score for x in lib if x.rank <= 2}, abs=TOL)
+
+
+def test_v1_rerank_an_image_document_fails_alone_and_an_image_query_is_422(q3r_server, library):
+    for image_doc in ({"image": b64(PICTURE)}, data_uri(PICTURE), {"text": "a drawing", "image": data_uri(PICTURE)},
+                      [{"type": "image_url", "image_url": {"url": data_uri(PICTURE)}}]):
+        for path in ("/v1/rerank", "/v2/rerank", "/rerank"):
+            r = post(q3r_server, path, {"query": QUERY, "documents": [TEXTS[0], image_doc, TEXTS[2]]})
+            assert r.status_code == 200, r.text
+            items = {x["index"]: x for x in r.json()["results"]}
+            text_only_error(items[1])
+            assert items[0].get("error") is None and items[2].get("error") is None
+            expected = library_scores(library, QUERY, [TEXTS[0], TEXTS[2]])
+            assert [items[0]["relevance_score"], items[2]["relevance_score"]] == pytest.approx(
+                [expected[0], expected[1]], abs=TOL)
+    for query in ({"image": data_uri(PICTURE)}, data_uri(PICTURE), {"text": "this picture", "image": b64(PICTURE)}):
+        refused_query(post(q3r_server, "/v1/rerank", {"query": query, "documents": TEXTS[:2]}))
+
+
+# --------------------------------------------------------------------------- TEI /rerank
+def test_tei_rerank_matches_the_library(q3r_server, library):
+    expected = library_scores(library, QUERY_ZH, TEXTS)
+    r = post(q3r_server, "/rerank", {"query": QUERY_ZH, "texts": TEXTS, "return_text": True, "truncate": False})
+    assert r.status_code == 200, r.text
+    ranked = r.json()
+    assert [x["index"] for x in ranked] == sorted(expected, key=lambda i: -expected[i])  # a bare array, best first
+    assert {x["index"]: x["score"] for x in ranked} == pytest.approx(expected, abs=TOL)
+    assert all(x["text"] == TEXTS[x["index"]] for x in ranked)
+    raw = post(q3r_server, "/rerank", {"query": QUERY_ZH, "texts": TEXTS, "raw_scores": True}).json()
+    assert {x["index"]: 1 / (1 + math.exp(-x["score"])) for x in raw} == pytest.approx(expected, abs=TOL)
+    refused_query(post(q3r_server, "/rerank", {"query": {"image": data_uri(PICTURE)}, "documents": TEXTS[:2]}))
+
+
+# --------------------------------------------------------------------------- vLLM /score
+def test_vllm_score_one_query_and_pairs_match_the_library(q3r_server, library):
+    expected = library_scores(library, QUERY, TEXTS)
+    for path in ("/score", "/v1/score"):
+        r = post(q3r_server, path, {"model": "x", "text_1": QUERY, "text_2": TEXTS})
+        assert r.status_code == 200, r.text
+        data = r.json()["data"]
+        assert [d["index"] for d in data] == list(range(len(TEXTS)))  # input order
+        assert {d["index"]: d["score"] for d in data} == pytest.approx(expected, abs=TOL)
+        assert r.json()["usage"]["prompt_tokens"] == tokens(library, QUERY, TEXTS)
+
+    # N pairs: text_1[i] against text_2[i], English and Chinese.
+    r = post(q3r_server, "/v1/score", {"text_1": [QUERY, QUERY_ZH], "text_2": [TEXTS[1], TEXTS[2]]})
+    assert r.status_code == 200, r.text
+    want = [library.rerank(QUERY, [TEXTS[1]])[0].score, library.rerank(QUERY_ZH, [TEXTS[2]])[0].score]
+    assert [d["score"] for d in r.json()["data"]] == pytest.approx(want, abs=TOL)
+
+    # An image part among the documents fails alone; an image text_1 is refused.
+    parts = [{"type": "text", "text": TEXTS[0]}, {"type": "image_url", "image_url": {"url": data_uri(PICTURE)}},
+             {"type": "text", "text": TEXTS[2]}]
+    r = post(q3r_server, "/score", {"text_1": QUERY, "text_2": {"content": parts}})
+    assert r.status_code == 200, r.text
+    data = {d["index"]: d for d in r.json()["data"]}
+    text_only_error(data[1])
+    want = library_scores(library, QUERY, [TEXTS[0], TEXTS[2]])
+    assert [data[0]["score"], data[2]["score"]] == pytest.approx([want[0], want[1]], abs=TOL)
+    refused_query(post(q3r_server, "/score", {"text_1": data_uri(PICTURE), "text_2": TEXTS[:2]}))
+
+
+# --------------------------------------------------------------------------- /api/rerank (the article's shape)
+def test_api_rerank_matches_the_library_with_logits(q3r_server, library):
+    body = {"query": {"text": QUERY_ZH, "image": None},
+            "documents": [{"text": t, "image": None} for t in TEXTS[:3]] + [{"text": None, "image": data_uri(PICTURE)}],
+            "mode": "single"}
+    r = post(q3r_server, "/api/rerank", body)
+    assert r.status_code == 200, r.text
+    results = {x["index"]: x for x in r.json()["results"]}
+    text_only_error(results.pop(3))
+    lib = {x.index: x for x in library.rerank(QUERY_ZH, TEXTS[:3])}
+    assert set(results) == set(lib)
+    for i, x in results.items():
+        assert (x["score"], x["yes_logit"], x["no_logit"]) == pytest.approx(
+            (lib[i].score, lib[i].yes_logit, lib[i].no_logit), abs=1e-4)
+        assert x["score"] == pytest.approx(lib[i].score, abs=TOL) and x["rank"] == lib[i].rank
+    refused_query(post(q3r_server, "/api/rerank", {"query": {"image": data_uri(PICTURE)}, "documents": [{"text": "a"}]}))
+
+
+# --------------------------------------------------------------------------- /v1/analyze
+def test_analyze_shows_the_family_prompt_default_instruction_and_the_library_score(q3r_server, library):
+    r = post(q3r_server, "/v1/analyze", {"query": QUERY_ZH, "document": TEXTS[2]})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    lib = library.rerank(QUERY_ZH, [TEXTS[2]])[0]
+    assert data["score"] == pytest.approx(lib.score, abs=TOL)
+    assert (data["yes_logit"], data["no_logit"]) == pytest.approx((lib.yes_logit, lib.no_logit), abs=1e-4)
+    assert data["instruction"] == DEFAULT_INSTRUCTION and data["backend"] == "lychee"
+    prompt = data["prompt"]
+    assert f"<Instruct>: {DEFAULT_INSTRUCTION}" in prompt and f"<Query>: {QUERY_ZH}" in prompt
+    assert f"<Document>: {TEXTS[2]}" in prompt and "<|image_pad|>" not in prompt
+    assert not data.get("images")
+    # /v1/analyze has one document: an image there is the request's error, as an image query is.
+    r = post(q3r_server, "/v1/analyze", {"query": QUERY, "document": {"image": data_uri(PICTURE)}})
+    assert r.status_code == 422 and TEXT_ONLY in r.json()["error"]["message"], r.text
+    refused_query(post(q3r_server, "/v1/analyze", {"query": {"image": data_uri(PICTURE)}, "document": TEXTS[0]}))
+
+
+# --------------------------------------------------------------------------- Ray Serve
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def comparable(response: httpx.Response) -> tuple[int, Any]:
+    """Status and body without the per-request id."""
+    body = response.json()
+    if isinstance(body, dict):
+        body.pop("id", None)
+    return response.status_code, body
+
+
+def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local, q3r_server, qwen3_reranker_dir, library):
+    """As tests/serving/test_ray_serve.py, on the Qwen3-Reranker checkpoint: English and Chinese
+    texts, an instruction, top_n, an image document, an image query, a bad query; then concurrent load."""
+    serve = pytest.importorskip("ray.serve")
+    from lychee_rerank.serving.ray_serve import APP_NAME, ReplicaOptions, run
+
+    settings = ServerSettings(backend="lychee", model=str(qwen3_reranker_dir), device="cpu", dtype="float32",
+                              host="127.0.0.1", port=free_port())
+    requests = [
+        {"query": QUERY, "documents": TEXTS},
+        {"query": QUERY_ZH, "documents": [TEXTS[2], {"image": data_uri(PICTURE)}, TEXTS[0]],
+         "instruction": "给定一个中文问题，检索能回答该问题的段落", "top_n": 2},
+        {"query": {"image": data_uri(PICTURE)}, "documents": ["x"]},
+        {"query": "", "documents": ["x"]},
+    ]
+    try:
+        run(settings, ReplicaOptions(num_replicas=2, num_cpus=0.5, max_ongoing_requests=8), blocking=False)
+        replicas = serve.status().applications[APP_NAME].deployments["LycheeReranker"].replica_states
+        assert replicas.get("RUNNING") == 2, replicas
+        with httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=60) as ray_client, q3r_server.client() as one:
+            deadline = time.monotonic() + 60
+            while ray_client.get("/health").status_code != 200:  # the proxy may lag the replicas
+                assert time.monotonic() < deadline, "Serve proxy never answered /health"
+                time.sleep(0.2)
+            assert ray_client.get("/health").json()["family"] == FAMILY
+            for body in requests:
+                want_status, want = comparable(one.post("/v1/rerank", json=body))
+                got_status, got = comparable(ray_client.post("/v1/rerank", json=body))
+                assert got_status == want_status, (body, got, want)
+                if want_status != 200:
+                    assert got == want
+                    continue
+                assert [r["index"] for r in got["results"]] == [r["index"] for r in want["results"]]
+                for g, w in zip(got["results"], want["results"]):
+                    assert g.pop("relevance_score") == pytest.approx(w.pop("relevance_score"), abs=TOL)
+                assert got == want
+            # The Ray answers are the library's too (not only the single server's).
+            _, first = comparable(ray_client.post("/v1/rerank", json=requests[0]))
+            assert {x["index"]: x["relevance_score"] for x in first["results"]} == pytest.approx(
+                library_scores(library, QUERY, TEXTS), abs=TOL)
+
+            body = requests[0]
+            _, want = comparable(one.post("/v1/rerank", json=body))
+            with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+                answers = list(pool.map(lambda _: comparable(ray_client.post("/v1/rerank", json=body)), range(8)))
+            for status_code, got in answers:
+                assert status_code == 200
+                assert [r["relevance_score"] for r in got["results"]] == pytest.approx(
+                    [r["relevance_score"] for r in want["results"]], abs=TOL)
+    finally:
+        serve.shutdown()
