@@ -51,6 +51,7 @@ bench: setup-all
 	$(PY) benchmarks/batching.py
 	$(PY) benchmarks/throughput.py --quick
 	$(PY) benchmarks/throughput.py --quick --family qwen3_vl --threads 1
+	$(PY) benchmarks/throughput.py --quick --family qwen3_reranker --threads 1
 	$(PY) benchmarks/lite_gallery.py
 
 clean:

@@ -1,4 +1,12 @@
-"""The official Qwen3-VL-Reranker scorer as a throughput column (``throughput.py --family qwen3_vl``).
+"""The official scorers as throughput columns (``throughput.py --family qwen3_vl / qwen3_reranker``).
+
+Qwen3-Reranker (:class:`ReadmeLoop`): the README code (vendored unchanged in
+``tests/official/qwen3_reranker_readme.py``, loaded by ``tests/official/run_qwen3_reranker.py``)
+runs in this process on the project's transformers. The README scores all its pairs in one
+``compute_logits(process_inputs(pairs))`` call; for 100 passages a user chunks them, so each
+request's documents go through that call ``batch_size`` at a time, in the given order.
+
+Qwen3-VL-Reranker (:class:`OfficialScorer`):
 
 The official scorer (vendored unchanged in ``tests/official/qwen3_vl_reranker.py``) needs
 transformers 4.57.3, so it runs in a subprocess on ``.cache/official-qwen3vl`` (built by
@@ -62,3 +70,24 @@ class OfficialScorer:
 
         result = run_official_qwen3_vl(self.model_dir, calls, timeout=self.timeout)
         return result["score_seconds"], [s for call in result["scores"] for s in call]
+
+
+class ReadmeLoop:
+    """The official Qwen3-Reranker README loop: ``compute_logits(process_inputs(pairs))`` per chunk."""
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 8) -> None:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from tests.official.run_qwen3_reranker import ReadmeReranker
+
+        self.readme, self.batch_size = ReadmeReranker(model_dir), batch_size
+
+    def scores(self, query: str, documents: list[str]) -> list[float]:
+        out: list[float] = []
+        for i in range(0, len(documents), self.batch_size):
+            out += self.readme.scores(query, documents[i:i + self.batch_size])  # default instruction
+        return out
+
+    def run(self, scenario: Scenario) -> list[float]:
+        """Every score of the scenario, in pair order."""
+        return [s for r in scenario.requests for s in self.scores(r.query_text, [d["doc_text"] for d in r.docs])]

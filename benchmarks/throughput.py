@@ -21,6 +21,13 @@ naive column becomes the OFFICIAL scorer (``_official.py``: its own process on t
 same checkpoint and inputs, timed by its ``process()`` loop), the batched one
 :class:`~lychee_rerank.testing.reference.Qwen3VLPlainBatchedScorer`, and max|d| is against the
 official scores.
+
+``--family qwen3_reranker``: text scenarios only (long query x 100 passages, short query x 100
+passages, Chinese query x passages, concurrent requests) on a Qwen3-Reranker checkpoint (without
+--model a random one, :func:`lychee_rerank.testing.tiny_qwen3_reranker.build` with
+``Q3R_FULL``/``Q3R_QUICK``). Columns: the OFFICIAL README loop (``_official.ReadmeLoop``: the
+vendored README code, ``compute_logits(process_inputs(pairs))`` on chunks of ``--official-batch``
+pairs, in this process) and the engine; max|d| is against the README's scores.
 """
 
 from __future__ import annotations
@@ -37,19 +44,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import max_abs_diff, print_table, timed  # noqa: E402
-from _official import OfficialScorer  # noqa: E402
+from _official import OfficialScorer, ReadmeLoop  # noqa: E402
 from _scenarios import Scenario, build_scenarios  # noqa: E402
 
 from lychee_rerank import LycheeReranker  # noqa: E402
 from lychee_rerank.testing.reference import NaiveReference, PlainBatchedScorer, Qwen3VLPlainBatchedScorer  # noqa: E402
 from lychee_rerank.testing.tiny_model import build  # noqa: E402
 from lychee_rerank.testing.tiny_qwen3_vl import build as build_qwen3_vl  # noqa: E402
+from lychee_rerank.testing.tiny_qwen3_reranker import build as build_qwen3_reranker  # noqa: E402
 
 FULL = dict(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=2, vision_hidden_size=128, vision_depth=4, vision_heads=4)
 QUICK = dict(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, vision_hidden_size=64, vision_depth=2, vision_heads=2)
 # Qwen3-VL-Reranker (``--family qwen3_vl``): the same language-model and vision sizes.
 Q3_FULL = dict(FULL)
 Q3_QUICK = dict(QUICK)
+# Qwen3-Reranker (``--family qwen3_reranker``): the same language-model sizes (text only).
+Q3R_FULL = dict(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=2, head_dim=64)
+Q3R_QUICK = dict(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=32)
+Q3R_FULL_SIZES = dict(n_passages=100, n_zh=50, n_requests=16, docs_per_request=4, long_words=500)
+Q3R_QUICK_SIZES = dict(n_passages=20, n_zh=10, n_requests=4, docs_per_request=3, long_words=300)
 FULL_SIZES = dict(n_long=48, n_photos=50, n_iq=32, n_mixed=24, n_requests=16, docs_per_request=4, long_words=500, photo_side=640)
 QUICK_SIZES = dict(n_long=12, n_photos=10, n_iq=8, n_mixed=9, n_requests=6, docs_per_request=3, long_words=300, photo_side=256)
 
@@ -172,6 +185,73 @@ def run_qwen3_vl(args: argparse.Namespace) -> None:
           f"engine stats: {dict(rr.backend.stats)}")
 
 
+ZH_WORDS = "猫 狗 咖啡 汽车 火箭 宇航员 窗户 公园 桌子 红色 黑色 白色 沙发 太阳 马 硬币 时钟 一只 趴在 旁边 有 的 在 上".split()
+
+
+def text_scenarios(*, n_passages: int, n_zh: int, n_requests: int, docs_per_request: int, long_words: int,
+                   seed: int = 0) -> list[Scenario]:
+    """Text-only scenarios for the Qwen3-Reranker table (same word lists as ``_scenarios.py``)."""
+    import numpy as np
+    from _scenarios import WORDS, Request, sentence
+
+    rng = np.random.default_rng(seed)
+    passages = [{"doc_text": sentence(rng, 8, 40)} for _ in range(n_passages)]
+    long_query = " ".join(rng.choice(WORDS, size=long_words))
+    zh_docs = [{"doc_text": "".join(rng.choice(ZH_WORDS, size=int(rng.integers(10, 50))))} for _ in range(n_zh)]
+    concurrent = [
+        Request(query_text=sentence(rng, 3, 10), docs=[{"doc_text": sentence(rng, 8, 40)} for _ in range(docs_per_request)])
+        for _ in range(n_requests)
+    ]
+    return [
+        Scenario(f"long query ({long_words} words) x {n_passages} passages", [Request(query_text=long_query, docs=passages)]),
+        Scenario(f"short query x {n_passages} passages", [Request(query_text="a black cat on a sofa", docs=passages)]),
+        Scenario(f"Chinese query x {n_zh} Chinese passages", [Request(query_text="一只黑猫趴在窗台上，旁边有一杯咖啡", docs=zh_docs)]),
+        Scenario(f"{n_requests} concurrent requests x {docs_per_request} passages, own queries", concurrent),
+    ]
+
+
+def measure_qwen3_reranker(scenario: Scenario, official: ReadmeLoop, rr: LycheeReranker, batch_size: int,
+                           repeats: int, official_repeats: int) -> dict:
+    """One text scenario: the official README loop and the engine, interleaved."""
+    runs = {"official": (official_repeats, lambda: official.run(scenario)),
+            "engine": (repeats, lambda: run_engine(rr, scenario, batch_size))}
+    best, got = interleaved(runs)
+    n = len(scenario.reference_pairs())
+    return {
+        "scenario": scenario.name, "pairs": n,
+        "official p/s": n / best["official"], "engine p/s": n / best["engine"],
+        "eng/official": best["official"] / best["engine"],
+        "max|d| engine": max_abs_diff(got["engine"], got["official"]),
+    }
+
+
+def run_qwen3_reranker(args: argparse.Namespace) -> None:
+    """The Qwen3-Reranker table: the official README loop vs the engine, text scenarios."""
+    t0 = time.perf_counter()
+    model_dir = args.model or build_qwen3_reranker(
+        tempfile.mkdtemp(prefix="lychee-throughput-q3r-"), **(Q3R_QUICK if args.quick else Q3R_FULL))
+    print(f"model: {model_dir} (built/located in {time.perf_counter() - t0:.1f}s); load: {os.getloadavg()}", file=sys.stderr)
+    scenarios = text_scenarios(**(Q3R_QUICK_SIZES if args.quick else Q3R_FULL_SIZES))
+    if args.only:
+        scenarios = [s for s in scenarios if any(part in s.name for part in args.only.split(","))]
+    official = ReadmeLoop(model_dir, batch_size=args.official_batch)
+    rr = LycheeReranker.from_pretrained(model_dir, device="cpu", dtype="float32")
+    assert rr.info["family"] == "qwen3_reranker", rr.info
+    # First calls are slow (kernel set-up, the engine's escaping tokenizer): not timed.
+    official.scores("warm-up query", ["warm-up document"])
+    rr.rerank("warm-up query", ["warm-up document"])
+    rows = []
+    for scenario in scenarios:
+        rows.append(measure_qwen3_reranker(scenario, official, rr, args.batch_size, args.repeats,
+                                           args.naive_repeats or args.repeats))
+        print(f"  {scenario.name}: done: {rows[-1]} load {os.getloadavg()}", file=sys.stderr, flush=True)
+    print_table(rows)
+    print(f"\nQwen3-Reranker; best of {args.repeats} runs (official: {args.naive_repeats or args.repeats}); official "
+          f"README loop in chunks of {args.official_batch}; engine batch size {args.batch_size}; "
+          f"torch threads {torch.get_num_threads()}; load average at the end {os.getloadavg()}; "
+          f"engine stats: {dict(rr.backend.stats)}")
+
+
 def selected(args: argparse.Namespace) -> list[Scenario]:
     scenarios = build_scenarios(**(QUICK_SIZES if args.quick else FULL_SIZES))
     if args.only:
@@ -186,9 +266,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs (the machine is shared and noisy)")
     parser.add_argument("--naive-repeats", type=int, default=1,
-                        help="best of N runs of the (slow) naive loop (Qwen3-VL: of the official scorer); 0: skip it")
-    parser.add_argument("--family", choices=("qwen2_5_vl", "qwen3_vl"), default="qwen2_5_vl",
-                        help="qwen3_vl: Qwen3-VL-Reranker, against its official scorer (subprocess, transformers 4.57.3)")
+                        help="best of N runs of the (slow) naive loop (Qwen3-VL, Qwen3-Reranker: of the official scorer); 0: skip it "
+                             "(Qwen3-Reranker: 0 means --repeats)")
+    parser.add_argument("--family", choices=("qwen2_5_vl", "qwen3_vl", "qwen3_reranker"), default="qwen2_5_vl",
+                        help="qwen3_vl: Qwen3-VL-Reranker, against its official scorer (subprocess, transformers 4.57.3); "
+                             "qwen3_reranker: Qwen3-Reranker, against its official README loop (in process)")
+    parser.add_argument("--official-batch", type=int, default=8,
+                        help="qwen3_reranker: pairs per compute_logits(process_inputs(...)) call of the README loop")
     parser.add_argument("--only", default=None, help="run the scenarios whose name contains one of these (comma-separated)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads; 1 on a shared, oversubscribed machine (OpenMP spinning thrashes)")
@@ -198,6 +282,8 @@ def main() -> None:
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)  # the official subprocess
     if args.family == "qwen3_vl":
         return run_qwen3_vl(args)
+    if args.family == "qwen3_reranker":
+        return run_qwen3_reranker(args)
 
     t0 = time.perf_counter()
     model_dir = args.model or build(tempfile.mkdtemp(prefix="lychee-throughput-"), **(QUICK if args.quick else FULL))
