@@ -26,7 +26,7 @@ from lychee_rerank.serving.settings import ServerSettings
 
 from ..qwen3_reranker_support import DEFAULT_INSTRUCTION, FAMILY
 from ..qwen3_vl_support import library_scores, spread
-from ..ray_support import ray_local  # noqa: F401 - the shared session fixture
+from ..ray_support import assert_same_answers, comparable, ray_local, serve_replicas  # noqa: F401 - ray_local: the shared fixture
 from .conftest import LiveServer, b64, data_uri, png, server_photo
 
 TOL = 1e-5  # another model instance, other batch compositions: the FP32 parity tolerance
@@ -223,19 +223,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def comparable(response: httpx.Response) -> tuple[int, Any]:
-    """Status and body without the per-request id."""
-    body = response.json()
-    if isinstance(body, dict):
-        body.pop("id", None)
-    return response.status_code, body
-
-
 def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local, q3r_server, qwen3_reranker_dir, library):
     """As tests/serving/test_ray_serve.py, on the Qwen3-Reranker checkpoint: English and Chinese
     texts, an instruction, top_n, an image document, an image query, a bad query; then concurrent load."""
-    serve = pytest.importorskip("ray.serve")
-    from lychee_rerank.serving.ray_serve import APP_NAME, ReplicaOptions, run
+    pytest.importorskip("ray.serve")
 
     settings = ServerSettings(backend="lychee", model=str(qwen3_reranker_dir), device="cpu", dtype="float32",
                               host="127.0.0.1", port=free_port())
@@ -246,39 +237,10 @@ def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local,
         {"query": {"image": data_uri(PICTURE)}, "documents": ["x"]},
         {"query": "", "documents": ["x"]},
     ]
-    try:
-        run(settings, ReplicaOptions(num_replicas=2, num_cpus=0.5, max_ongoing_requests=8), blocking=False)
-        replicas = serve.status().applications[APP_NAME].deployments["LycheeReranker"].replica_states
-        assert replicas.get("RUNNING") == 2, replicas
-        with httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=60) as ray_client, q3r_server.client() as one:
-            deadline = time.monotonic() + 60
-            while ray_client.get("/health").status_code != 200:  # the proxy may lag the replicas
-                assert time.monotonic() < deadline, "Serve proxy never answered /health"
-                time.sleep(0.2)
-            assert ray_client.get("/health").json()["family"] == FAMILY
-            for body in requests:
-                want_status, want = comparable(one.post("/v1/rerank", json=body))
-                got_status, got = comparable(ray_client.post("/v1/rerank", json=body))
-                assert got_status == want_status, (body, got, want)
-                if want_status != 200:
-                    assert got == want
-                    continue
-                assert [r["index"] for r in got["results"]] == [r["index"] for r in want["results"]]
-                for g, w in zip(got["results"], want["results"]):
-                    assert g.pop("relevance_score") == pytest.approx(w.pop("relevance_score"), abs=TOL)
-                assert got == want
-            # The Ray answers are the library's too (not only the single server's).
-            _, first = comparable(ray_client.post("/v1/rerank", json=requests[0]))
-            assert {x["index"]: x["relevance_score"] for x in first["results"]} == pytest.approx(
-                library_scores(library, QUERY, TEXTS), abs=TOL)
-
-            body = requests[0]
-            _, want = comparable(one.post("/v1/rerank", json=body))
-            with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-                answers = list(pool.map(lambda _: comparable(ray_client.post("/v1/rerank", json=body)), range(8)))
-            for status_code, got in answers:
-                assert status_code == 200
-                assert [r["relevance_score"] for r in got["results"]] == pytest.approx(
-                    [r["relevance_score"] for r in want["results"]], abs=TOL)
-    finally:
-        serve.shutdown()
+    with serve_replicas(settings) as ray_client, q3r_server.client() as one:
+        assert ray_client.get("/health").json()["family"] == FAMILY
+        assert_same_answers(ray_client, one, requests, concurrent_calls=8, tol=TOL)
+        # The Ray answers are the library's too (not only the single server's).
+        _, first = comparable(ray_client.post("/v1/rerank", json=requests[0]))
+        assert {x["index"]: x["relevance_score"] for x in first["results"]} == pytest.approx(
+            library_scores(library, QUERY, TEXTS), abs=TOL)

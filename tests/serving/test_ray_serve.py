@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from ..conftest import make_photo
-from ..ray_support import ray_local  # noqa: F401 - the shared session fixture
+from ..ray_support import assert_same_answers, ray_local, serve_replicas  # noqa: F401 - ray_local: the shared fixture
 from .conftest import LiveServer
 
 serve = pytest.importorskip("ray.serve")
@@ -43,16 +43,7 @@ def requests_to_send() -> list[dict[str, Any]]:
     ]
 
 
-def comparable(response: httpx.Response) -> tuple[int, Any]:
-    """Status and body without the per-request id."""
-    body = response.json()
-    if isinstance(body, dict):
-        body.pop("id", None)
-    return response.status_code, body
-
-
 def test_two_replicas_answer_like_the_single_process_server(ray_local, tiny_model_dir) -> None:
-    from lychee_rerank.serving.ray_serve import APP_NAME, ReplicaOptions, run
     from lychee_rerank.serving.app import create_app
     from lychee_rerank.serving.settings import ServerSettings
 
@@ -62,41 +53,7 @@ def test_two_replicas_answer_like_the_single_process_server(ray_local, tiny_mode
     single = LiveServer(create_app(settings)).start()
     try:
         single.wait_healthy()
-        run(settings, ReplicaOptions(num_replicas=2, num_cpus=0.5, max_ongoing_requests=8), blocking=False)
-        status = serve.status().applications[APP_NAME]
-        replicas = status.deployments["LycheeReranker"].replica_states
-        assert replicas.get("RUNNING") == 2, replicas
-
-        serve_url = f"http://127.0.0.1:{settings.port}"
-        with httpx.Client(base_url=serve_url, timeout=60) as ray_client, single.client() as one_client:
-            deadline = time.monotonic() + 60
-            while ray_client.get("/health").status_code != 200:  # the proxy may lag the replicas
-                assert time.monotonic() < deadline, "Serve proxy never answered /health"
-                time.sleep(0.2)
-            for body in requests_to_send():
-                want_status, want = comparable(one_client.post("/v1/rerank", json=body))
-                got_status, got = comparable(ray_client.post("/v1/rerank", json=body))
-                assert got_status == want_status, (body, got, want)
-                if want_status != 200:
-                    assert got == want
-                    continue
-                assert [r["index"] for r in got["results"]] == [r["index"] for r in want["results"]]
-                for g, w in zip(got["results"], want["results"]):
-                    # Other micro-batch compositions: the FP32 parity tolerance of every parity test.
-                    assert g.pop("relevance_score") == pytest.approx(w.pop("relevance_score"), abs=1e-5)
-                assert got == want
-
-            # Concurrent load is spread over both replicas and every answer is still right.
-            body = requests_to_send()[0]
-            _, want = comparable(one_client.post("/v1/rerank", json=body))
-            with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-                answers = list(pool.map(lambda _: comparable(ray_client.post("/v1/rerank", json=body)), range(12)))
-            for status_code, got in answers:
-                assert status_code == 200
-                assert [r["relevance_score"] for r in got["results"]] == pytest.approx(
-                    [r["relevance_score"] for r in want["results"]], abs=1e-6)
+        with serve_replicas(settings) as ray_client, single.client() as one_client:
+            assert_same_answers(ray_client, one_client, requests_to_send())
     finally:
-        try:
-            single.stop()
-        finally:
-            serve.shutdown()  # the Serve proxy and replicas go even if the local server hung
+        single.stop()
