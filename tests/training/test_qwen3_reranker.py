@@ -28,7 +28,15 @@ def test_a_short_lora_run_trains_the_text_family_and_its_adapter_reloads(qwen3_r
     for name, records in (("train", train), ("eval", held)):
         files[name] = tmp_path / f"{name}.jsonl"
         files[name].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: a second intra-op thread only adds contention
+    try:
+        _train_and_reload(qwen3_reranker_dir, files, tmp_path)
+    finally:
+        torch.set_num_threads(threads)  # the rest of the session keeps its thread count
+
+
+def _train_and_reload(qwen3_reranker_dir, files, tmp_path) -> None:
     reranker = LycheeReranker.from_pretrained(qwen3_reranker_dir, device="cpu", dtype="float32")
     base = [r.score for r in sorted(reranker.rerank("a circle", ["one red circle", "a report"]), key=lambda r: r.index)]
     out = tmp_path / "adapter"

@@ -125,7 +125,9 @@ def test_the_long_document_is_cut_by_the_official_rule(qwen3_vl_dir, official_en
     pair = rr.backend.prepare(0, Content(text=query), Content(text=LONG), None)
     assert len(pair.ids) == 10240 + 5  # the whole budget, plus the five ids always kept
     assert pair.ids == official["inputs"][0][0]["input_ids"]  # the very ids the official scorer kept
-    assert [r.score for r in results] == pytest.approx(official["scores"][0], abs=TOL)
+    # Same ids, same arithmetic; over 10,245 positions the multi-threaded FP32 reductions of two
+    # processes can still round apart run to run (0 here; 1.08e-5 once under heavy load): 2e-5.
+    assert [r.score for r in results] == pytest.approx(official["scores"][0], abs=2 * TOL)
 
 
 def test_an_empty_side_is_null_as_in_the_official_scorer(qwen3_vl_dir, official_env, images):
