@@ -20,19 +20,15 @@ import argparse
 import json
 from pathlib import Path
 
-from .tiny_qwen3_vl import QWEN3_ADDED_TOKENS, build_qwen3_tokenizer
+# The probes that spread the scores are prompts of the family's form.
+from ..backends.families.qwen3_reranker import DEFAULT_INSTRUCTION, PREFIX, SUFFIX
+from .tiny_qwen3_vl import QWEN3_ADDED_TOKENS, build_qwen3_tokenizer, save_weights, spread_tied_yes_no
 
 #: 151,643 BPE tokens plus Qwen3's 26 added tokens (the embedding rows of Qwen3-Reranker-0.6B).
 QWEN3_RERANKER_VOCAB_SIZE = 151669
 #: ``model_max_length`` of the Qwen3 tokenizer_config.json.
 MODEL_MAX_LENGTH = 131072
 
-PREFIX = (
-    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
-    'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
-)
-SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 
 
 def _config_dict(*, hidden_size: int, num_layers: int, num_heads: int, num_kv_heads: int, head_dim: int) -> dict:
@@ -85,32 +81,16 @@ def _probe_ids(tokenizer: "object") -> list[list[int]]:
     return out
 
 
-def _spread_yes_no(model: "object", tokenizer: "object", rounds: int = 3) -> None:
-    """Make p(yes) vary over 0-1 with the input (as ``tiny_qwen3_vl`` does).
-
-    With random weights the last hidden state h sits near one point for every prompt, so p(yes)
-    is nearly constant. Set E[yes] = E[no] + delta, delta an ordinary-sized row orthogonal to the
-    mean h (so the scores centre on 0.5), then scale the final RMSNorm weight so the logit margin
-    spreads with a standard deviation of 1.5. The embeddings are tied and "yes"/"no" occur in the
-    system prompt, so a large row would also move h: scaling h instead keeps the rounds converging.
-    """
+def _spread_yes_no(model: "object", tokenizer: "object") -> None:
+    """:func:`~.tiny_qwen3_vl.spread_tied_yes_no` over README-form prompts (one kind: text)."""
     import torch
 
-    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
     probes = [torch.tensor([ids]) for ids in _probe_ids(tokenizer)]
-    w = model.get_output_embeddings().weight
-    norm = model.model.norm.weight
-    direction = torch.randn(w.shape[1], generator=torch.Generator().manual_seed(1234))
-    with torch.no_grad():
-        for r in range(rounds):
-            h = torch.stack([model.model(input_ids=ids).last_hidden_state[0, -1].float() for ids in probes])
-            mean = h.mean(0)
-            delta = direction - mean * (mean @ direction) / (mean @ mean)
-            delta *= float(w[no].float().norm()) / float(delta.norm())
-            w[yes] = w[no] + delta.to(w.dtype)
-            if r == 0:
-                spread = float(((h - mean) @ delta).std())
-                norm *= 1.5 / max(spread, 1e-6)
+
+    def hidden_groups() -> list:
+        return [torch.stack([model.model(input_ids=ids).last_hidden_state[0, -1].float() for ids in probes])]
+
+    spread_tied_yes_no(model, tokenizer, model.model.norm.weight, hidden_groups)
 
 
 def build(
@@ -125,7 +105,6 @@ def build(
 ) -> Path:
     """Build the checkpoint in ``out_dir`` (about 40 MB, mostly the 151,669-row embedding); return its path."""
     import torch
-    from safetensors.torch import save_file
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
     out = Path(out_dir)
@@ -149,8 +128,7 @@ def build(
     assert len(tokenizer) == 151643 + len(QWEN3_ADDED_TOKENS) == QWEN3_RERANKER_VOCAB_SIZE
     _spread_yes_no(model, tokenizer)
 
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_weights(model, out, tie_word_embeddings=True)
     return out
 
 

@@ -19,7 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Callable
 
+# The reranker's system prompt and default instruction, for the probes that spread the scores.
+from ..backends.families.qwen3_vl import DEFAULT_INSTRUCTION as RERANKER_DEFAULT_INSTRUCTION
+from ..prompt import SYSTEM_PROMPT as RERANKER_SYSTEM
 from .tiny_model import QWEN_ADDED_TOKENS, SPECIAL_TOKENS, build_qwen2_tokenizer
 
 #: Qwen3's added tokens after Qwen2.5-VL's 151643..151664; none of them is "special".
@@ -43,12 +47,6 @@ ADDITIONAL_SPECIAL_TOKENS = SPECIAL_TOKENS[1:]
 # template registry's "qwen3-vl-instruct" entry). The hub itself is not reachable here.
 QWEN3_VL_CHAT_TEMPLATE = "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- if messages[0].role == 'system' %}\n        {%- if messages[0].content is string %}\n            {{- messages[0].content }}\n        {%- else %}\n            {%- for content in messages[0].content %}\n                {%- if 'text' in content %}\n                    {{- content.text }}\n                {%- endif %}\n            {%- endfor %}\n        {%- endif %}\n        {{- '\\n\\n' }}\n    {%- endif %}\n    {{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}\n    {%- for tool in tools %}\n        {{- \"\\n\" }}\n        {{- tool | tojson }}\n    {%- endfor %}\n    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n{%- else %}\n    {%- if messages[0].role == 'system' %}\n        {{- '<|im_start|>system\\n' }}\n        {%- if messages[0].content is string %}\n            {{- messages[0].content }}\n        {%- else %}\n            {%- for content in messages[0].content %}\n                {%- if 'text' in content %}\n                    {{- content.text }}\n                {%- endif %}\n            {%- endfor %}\n        {%- endif %}\n        {{- '<|im_end|>\\n' }}\n    {%- endif %}\n{%- endif %}\n{%- set image_count = namespace(value=0) %}\n{%- set video_count = namespace(value=0) %}\n{%- for message in messages %}\n    {%- if message.role == \"user\" %}\n        {{- '<|im_start|>' + message.role + '\\n' }}\n        {%- if message.content is string %}\n            {{- message.content }}\n        {%- else %}\n            {%- for content in message.content %}\n                {%- if content.type == 'image' or 'image' in content or 'image_url' in content %}\n                    {%- set image_count.value = image_count.value + 1 %}\n                    {%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}\n                    <|vision_start|><|image_pad|><|vision_end|>\n                {%- elif content.type == 'video' or 'video' in content %}\n                    {%- set video_count.value = video_count.value + 1 %}\n                    {%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}\n                    <|vision_start|><|video_pad|><|vision_end|>\n                {%- elif 'text' in content %}\n                    {{- content.text }}\n                {%- endif %}\n            {%- endfor %}\n        {%- endif %}\n        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"assistant\" %}\n        {{- '<|im_start|>' + message.role + '\\n' }}\n        {%- if message.content is string %}\n            {{- message.content }}\n        {%- else %}\n            {%- for content_item in message.content %}\n                {%- if 'text' in content_item %}\n                    {{- content_item.text }}\n                {%- endif %}\n            {%- endfor %}\n        {%- endif %}\n        {%- if message.tool_calls %}\n            {%- for tool_call in message.tool_calls %}\n                {%- if (loop.first and message.content) or (not loop.first) %}\n                    {{- '\\n' }}\n                {%- endif %}\n                {%- if tool_call.function %}\n                    {%- set tool_call = tool_call.function %}\n                {%- endif %}\n                {{- '<tool_call>\\n{\"name\": \"' }}\n                {{- tool_call.name }}\n                {{- '\", \"arguments\": ' }}\n                {%- if tool_call.arguments is string %}\n                    {{- tool_call.arguments }}\n                {%- else %}\n                    {{- tool_call.arguments | tojson }}\n                {%- endif %}\n                {{- '}\\n</tool_call>' }}\n            {%- endfor %}\n        {%- endif %}\n        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}\n        {%- if loop.first or (messages[loop.index0 - 1].role != \"tool\") %}\n            {{- '<|im_start|>user' }}\n        {%- endif %}\n        {{- '\\n<tool_response>\\n' }}\n        {%- if message.content is string %}\n            {{- message.content }}\n        {%- else %}\n            {%- for content in message.content %}\n                {%- if content.type == 'image' or 'image' in content or 'image_url' in content %}\n                    {%- set image_count.value = image_count.value + 1 %}\n                    {%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}\n                    <|vision_start|><|image_pad|><|vision_end|>\n                {%- elif content.type == 'video' or 'video' in content %}\n                    {%- set video_count.value = video_count.value + 1 %}\n                    {%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}\n                    <|vision_start|><|video_pad|><|vision_end|>\n                {%- elif 'text' in content %}\n                    {{- content.text }}\n                {%- endif %}\n            {%- endfor %}\n        {%- endif %}\n        {{- '\\n</tool_response>' }}\n        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n            {{- '<|im_end|>\\n' }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n"  # noqa: E501
 
-#: The reranker's system prompt and default instruction (official scorer, QwenLM/Qwen3-VL-Embedding).
-RERANKER_SYSTEM = (
-    'Judge whether the Document meets the requirements based on the Query and the Instruct provided. '
-    'Note that the answer can only be "yes" or "no".'
-)
-RERANKER_DEFAULT_INSTRUCTION = "Given a search query, retrieve relevant candidates that answer the query."
 
 # Real preprocessor files of the Qwen3-VL checkpoints (patch 16, merge 2, mean/std 0.5).
 PREPROCESSOR_CONFIG = {
@@ -62,13 +60,8 @@ PREPROCESSOR_CONFIG = {
     "image_processor_type": "Qwen2VLImageProcessorFast",
 }
 VIDEO_PREPROCESSOR_CONFIG = {
+    **{k: v for k, v in PREPROCESSOR_CONFIG.items() if k != "image_processor_type"},
     "size": {"longest_edge": 25165824, "shortest_edge": 4096},
-    "patch_size": 16,
-    "temporal_patch_size": 2,
-    "merge_size": 2,
-    "image_mean": [0.5, 0.5, 0.5],
-    "image_std": [0.5, 0.5, 0.5],
-    "processor_class": "Qwen3VLProcessor",
     "video_processor_type": "Qwen3VLVideoProcessor",
 }
 
@@ -246,32 +239,28 @@ def _probe_inputs(processor: "object") -> list[tuple[str, dict]]:
     return probes
 
 
-def _spread_yes_no(model: "object", processor: "object", rounds: int = 3) -> None:
-    """Make p(yes) vary over 0-1 with the input.
+def spread_tied_yes_no(
+    model: "object", tokenizer: "object", norm: "object", hidden_groups: "Callable[[], list]", rounds: int = 3
+) -> None:
+    """Make p(yes) vary over 0-1 with the input, for a checkpoint whose lm_head IS its input embedding.
 
     The score is sigmoid(h . (E[yes] - E[no])) with h the last hidden state; with random
-    weights h sits near one point per input kind (text-only vs with an image), so p(yes) is
-    nearly constant and a mismatch between two code paths could hide. We set
-    E[yes] = E[no] + delta, delta an ordinary-sized row orthogonal to the mean hidden state of
-    each kind (so each kind centres on p = 0.5), then scale the final RMSNorm weight so the
-    logits spread with a standard deviation of 1.5. The embeddings are tied (lm_head IS the input
-    embedding) and "yes"/"no" occur in the system prompt, so a large row would also move h:
-    keeping delta small and scaling h instead keeps the rounds converging.
+    weights h sits near one point per input kind (``hidden_groups()`` returns one stack of h per
+    kind: text-only, with an image...), so p(yes) is nearly constant and a mismatch between two
+    code paths could hide. We set E[yes] = E[no] + delta, delta an ordinary-sized row orthogonal
+    to the mean h of each kind (so each kind centres on p = 0.5), then scale the final RMSNorm
+    weight ``norm`` so the logits spread with a standard deviation of 1.5. "yes"/"no" occur in
+    the system prompt, so a large row would also move h: keeping delta small and scaling h
+    instead keeps the rounds converging.
     """
     import torch
 
-    tok = processor.tokenizer
-    yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
-    probes = _probe_inputs(processor)
+    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
     w = model.get_output_embeddings().weight
-    norm = model.model.language_model.norm.weight
     direction = torch.randn(w.shape[1], generator=torch.Generator().manual_seed(1234))
     with torch.no_grad():
         for r in range(rounds):
-            hidden: dict[str, list] = {}
-            for kind, inputs in probes:
-                hidden.setdefault(kind, []).append(model.model(**inputs).last_hidden_state[0, -1].float())
-            groups = [torch.stack(v) for v in hidden.values()]
+            groups = hidden_groups()
             basis = torch.linalg.qr(torch.stack([g.mean(0) for g in groups], dim=1)).Q
             delta = direction - basis @ (basis.T @ direction)
             delta *= float(w[no].float().norm()) / float(delta.norm())
@@ -279,6 +268,30 @@ def _spread_yes_no(model: "object", processor: "object", rounds: int = 3) -> Non
             if r == 0:
                 spread = float(torch.cat([(g - g.mean(0)) @ delta for g in groups]).std())
                 norm *= 1.5 / max(spread, 1e-6)
+
+
+def _spread_yes_no(model: "object", processor: "object") -> None:
+    """:func:`spread_tied_yes_no` over text-only and image prompts of the reranker's form."""
+    import torch
+
+    probes = _probe_inputs(processor)
+
+    def hidden_groups() -> list:
+        hidden: dict[str, list] = {}
+        for kind, inputs in probes:
+            hidden.setdefault(kind, []).append(model.model(**inputs).last_hidden_state[0, -1].float())
+        return [torch.stack(v) for v in hidden.values()]
+
+    spread_tied_yes_no(model, processor.tokenizer, model.model.language_model.norm.weight, hidden_groups)
+
+
+def save_weights(model: "object", out: Path, tie_word_embeddings: bool) -> None:
+    """``model.safetensors`` under the model's own key names; no ``lm_head.weight`` when tied (as published)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()
+             if not (tie_word_embeddings and k == "lm_head.weight")}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
 
 
 def build(
@@ -297,7 +310,6 @@ def build(
     """Build the checkpoint in ``out_dir`` (about 40 MB, mostly the 151,936-row embedding) and
     return its path."""
     import torch
-    from safetensors.torch import save_file
     from transformers import AutoProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
     out = Path(out_dir)
@@ -324,13 +336,7 @@ def build(
     processor = AutoProcessor.from_pretrained(out)
     _spread_yes_no(model, processor)
 
-    # The published key names (model.language_model.*, model.visual.*, lm_head.* unless tied).
-    state = {}
-    for key, value in model.state_dict().items():
-        if tie_word_embeddings and key == "lm_head.weight":
-            continue
-        state[key] = value.detach().contiguous().clone()
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_weights(model, out, tie_word_embeddings)  # model.language_model.*, model.visual.*, lm_head.* unless tied
     return out
 
 
