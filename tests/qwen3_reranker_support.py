@@ -4,6 +4,7 @@
 ``Qwen/Qwen3-Reranker-0.6B`` (``lychee_rerank.testing.tiny_qwen3_reranker``), built once per
 process (~40 MB, ~15 s). ``qwen3_reranker_readme`` (session scope): the official README code
 (``tests/official/qwen3_reranker_readme.py``, vendored unchanged) driven on it in FP32.
+``qwen3_reranker_reranker`` (session scope): the library on it (FP32, CPU), every surface's yardstick.
 """
 
 from __future__ import annotations
@@ -40,3 +41,13 @@ def qwen3_reranker_readme(qwen3_reranker_dir: Path):
     from tests.official.run_qwen3_reranker import ReadmeReranker
 
     return ReadmeReranker(qwen3_reranker_dir)
+
+
+@pytest.fixture(scope="session")
+def qwen3_reranker_reranker(qwen3_reranker_dir: Path):
+    """The library's Qwen3-Reranker on the tiny checkpoint: the yardstick of every surface's test."""
+    from lychee_rerank import LycheeReranker
+
+    rr = LycheeReranker.from_pretrained(qwen3_reranker_dir, device="cpu", dtype="float32")
+    assert rr.info["family"] == FAMILY
+    return rr

@@ -26,20 +26,13 @@ TEXTS = ["The capital of China is Beijing.", "Gravity is a force that attracts t
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def library(qwen3_reranker_dir) -> LycheeReranker:
-    rr = LycheeReranker.from_pretrained(qwen3_reranker_dir, device="cpu", dtype="float32")
-    assert rr.info["family"] == FAMILY
-    return rr
-
-
 def _scores(reranker: LycheeReranker, query: str, docs: list[str], **kwargs) -> dict[int, float]:
     results = reranker.rerank(query, docs, **kwargs)
     assert all(r.error is None for r in results), [r.error for r in results]
     return {r.index: r.score for r in results}
 
 
-def test_console_script_scores_texts_like_the_library_and_names_the_family(qwen3_reranker_dir, library):
+def test_console_script_scores_texts_like_the_library_and_names_the_family(qwen3_reranker_dir, qwen3_reranker_reranker):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("LYCHEE_FAMILY", None)
     proc = subprocess.run(
@@ -48,18 +41,18 @@ def test_console_script_scores_texts_like_the_library_and_names_the_family(qwen3
     )
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)
-    expected = _scores(library, QUERY, TEXTS)
+    expected = _scores(qwen3_reranker_reranker, QUERY, TEXTS)
     assert {r["index"]: r["score"] for r in records} == pytest.approx(expected, abs=TOL)
     assert max(expected.values()) - min(expected.values()) > 1e-3
     assert f"lychee ({FAMILY}): {qwen3_reranker_dir} on cpu · float32" in proc.stderr
 
 
-def test_the_family_flag_and_a_custom_instruction(qwen3_reranker_dir, library):
+def test_the_family_flag_and_a_custom_instruction(qwen3_reranker_dir, qwen3_reranker_reranker):
     instruction = "Find the passage that answers the question"
     result = runner.invoke(app, ["rerank", "--model", str(qwen3_reranker_dir), "--family", FAMILY, QUERY,
                                  "--text", *TEXTS, "--format", "json", "--instruction", instruction])
     assert result.exit_code == 0, result.output
-    expected = _scores(library, QUERY, TEXTS, instruction=instruction)
+    expected = _scores(qwen3_reranker_reranker, QUERY, TEXTS, instruction=instruction)
     assert {r["index"]: r["score"] for r in json.loads(result.stdout)} == pytest.approx(expected, abs=TOL)
-    default = _scores(library, QUERY, TEXTS)
+    default = _scores(qwen3_reranker_reranker, QUERY, TEXTS)
     assert max(abs(expected[i] - default[i]) for i in expected) > 1e-6  # the instruction was read

@@ -6,14 +6,12 @@ an image query is that query's error. As tests/jobs/test_qwen3_vl.py does for Qw
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lychee_rerank import LycheeReranker
 from lychee_rerank.config import RerankerConfig
 from lychee_rerank.jobs.batch import read_output, run_batch
 
@@ -25,13 +23,6 @@ TOL = 1e-5
 TEXT_ONLY = "reads text only"
 TEXTS = ["The capital of China is Beijing.", "Gravity is a force that attracts two bodies.", "北京是中国的首都。",
          "一只黑猫趴在窗台上，旁边有一杯咖啡。", "stock market report"]
-
-
-@pytest.fixture(scope="module")
-def library(qwen3_reranker_dir: Path) -> LycheeReranker:
-    rr = LycheeReranker.from_pretrained(qwen3_reranker_dir, device="cpu", dtype="float32")
-    assert rr.info["family"] == FAMILY
-    return rr
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +48,8 @@ def job(tmp_path_factory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def truth(job, library) -> dict[Any, dict[int, float]]:
-    out = {qid: library_scores(library, query, docs) for qid, (query, docs) in job["calls"].items()}
+def truth(job, qwen3_reranker_reranker) -> dict[Any, dict[int, float]]:
+    out = {qid: library_scores(qwen3_reranker_reranker, query, docs) for qid, (query, docs) in job["calls"].items()}
     out[7] = {i: out[7][k] for k, i in enumerate((0, 2, 3))}  # back to the record's candidate indices
     assert spread(out["en"]) > 1e-3
     return out
@@ -78,14 +69,14 @@ def check(records: list[dict], truth: dict[Any, dict[int, float]]) -> None:
         assert not any("error" in x for x in results.values())
 
 
-def test_ray_actors_and_local_give_the_library_scores(ray_local, job, truth, qwen3_reranker_dir, library, tmp_path):
+def test_ray_actors_and_local_give_the_library_scores(ray_local, job, truth, qwen3_reranker_dir, qwen3_reranker_reranker, tmp_path):
     spec = RerankerConfig(backend="lychee", model=str(qwen3_reranker_dir), device="cpu", dtype="float32")  # family from config.json
     summary = run_batch(job["path"], tmp_path / "ray.jsonl", spec, local=False, concurrency=2, num_cpus_per_actor=0.5,
                         queries_per_batch=2)
     check(read_output(tmp_path / "ray.jsonl"), truth)
     assert (summary.queries, summary.pairs, summary.pair_errors, summary.query_errors) == (4, 11, 1, 1)
 
-    local = run_batch(job["path"], tmp_path / "local.jsonl", spec, local=True, reranker=library)
+    local = run_batch(job["path"], tmp_path / "local.jsonl", spec, local=True, reranker=qwen3_reranker_reranker)
     check(read_output(tmp_path / "local.jsonl"), truth)
     assert (local.pairs, local.pair_errors, local.query_errors) == (summary.pairs, 1, 1)
 

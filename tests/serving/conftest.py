@@ -6,6 +6,7 @@ Every server here binds 127.0.0.1 only; every client talks to it over real HTTP 
 from __future__ import annotations
 
 import base64
+import contextlib
 import inspect
 import io
 import os
@@ -99,6 +100,29 @@ def server_reranker(server_model_dir: Path):
     from lychee_rerank import LycheeReranker
 
     return LycheeReranker.from_pretrained(server_model_dir, device="cpu", dtype="float32")
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (for servers that bind it themselves: `lychee serve`, Ray Serve)."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def model_server(model_dir: Path, **settings: Any) -> Iterator[LiveServer]:
+    """A live server on checkpoint ``model_dir`` (FP32, CPU, batch size 8), loading it itself in the
+    background as `lychee serve` does; ready when entered, stopped on the way out."""
+    from lychee_rerank.serving.app import create_app
+    from lychee_rerank.serving.settings import ServerSettings
+
+    options = {"backend": "lychee", "model": str(model_dir), "device": "cpu", "dtype": "float32", "batch_size": 8, **settings}
+    live = LiveServer(create_app(ServerSettings(**options))).start()
+    try:
+        live.wait_healthy()
+        yield live
+    finally:
+        live.stop()
 
 
 @pytest.fixture

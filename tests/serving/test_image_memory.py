@@ -33,7 +33,7 @@ from PIL import Image
 
 from lychee_rerank.testing.processes import stop_process
 
-from .test_service import _free_port
+from .conftest import free_port
 
 GiB = 1024**3
 #: The budget the issue asks for: RSS growth of the server for one such request.
@@ -88,7 +88,7 @@ class Served:
 @contextmanager
 def serve(tmp_path: Path, *args: str) -> Iterator[Served]:
     """``lychee serve`` with ``args``, healthy, stopped (its whole session) whatever happens."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LYCHEE_")}
     env.update(HF_HUB_OFFLINE="1", LYCHEE_CACHE_DIR=str(tmp_path / "cache"))
     log_path = tmp_path / f"serve-{port}.log"

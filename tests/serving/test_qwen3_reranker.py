@@ -11,23 +11,19 @@ One server per module loads the checkpoint itself (the family found from config.
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from lychee_rerank import LycheeReranker
 from lychee_rerank.serving.settings import ServerSettings
 
 from ..qwen3_reranker_support import DEFAULT_INSTRUCTION, FAMILY
 from ..qwen3_vl_support import library_scores, spread
 from ..ray_support import assert_same_answers, comparable, ray_local, serve_replicas  # noqa: F401 - ray_local: the shared fixture
-from .conftest import LiveServer, b64, data_uri, png, server_photo
+from .conftest import LiveServer, b64, data_uri, free_port, model_server, png, server_photo
 
 TOL = 1e-5  # another model instance, other batch compositions: the FP32 parity tolerance
 TEXT_ONLY = "reads text only"
@@ -39,24 +35,10 @@ PICTURE = png(server_photo(64, 48, seed=7))
 
 
 @pytest.fixture(scope="module")
-def library(qwen3_reranker_dir: Path) -> LycheeReranker:
-    rr = LycheeReranker.from_pretrained(qwen3_reranker_dir, device="cpu", dtype="float32")
-    assert rr.info["family"] == FAMILY
-    return rr
-
-
-@pytest.fixture(scope="module")
 def q3r_server(qwen3_reranker_dir: Path):
     """The server loads the checkpoint itself, in the background, as `lychee serve` does."""
-    from lychee_rerank.serving.app import create_app
-
-    settings = ServerSettings(backend="lychee", model=str(qwen3_reranker_dir), device="cpu", dtype="float32", batch_size=8)
-    live = LiveServer(create_app(settings)).start()
-    try:
-        live.wait_healthy()
+    with model_server(qwen3_reranker_dir) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def post(live: LiveServer, path: str, body: Any) -> httpx.Response:
@@ -92,9 +74,9 @@ def test_health_and_models_name_the_family(q3r_server, qwen3_reranker_dir):
 
 
 # --------------------------------------------------------------------------- /v1/rerank (Cohere, Jina, vLLM, infinity)
-def test_v1_rerank_english_and_chinese_texts_match_the_library(q3r_server, library):
+def test_v1_rerank_english_and_chinese_texts_match_the_library(q3r_server, qwen3_reranker_reranker):
     for query in (QUERY, QUERY_ZH):
-        expected = library_scores(library, query, TEXTS)
+        expected = library_scores(qwen3_reranker_reranker, query, TEXTS)
         assert spread(expected) > 1e-3
         for path in ("/v1/rerank", "/v2/rerank"):
             r = post(q3r_server, path, {"query": query, "documents": TEXTS, "model": "anything"})
@@ -104,7 +86,7 @@ def test_v1_rerank_english_and_chinese_texts_match_the_library(q3r_server, libra
             assert [x["index"] for x in body["results"]] == sorted(expected, key=lambda i: -expected[i])
             usage = body["usage"]
             assert (usage["documents"], usage["scored"], usage["images"]) == (5, 5, 0)
-            assert usage["prompt_tokens"] == tokens(library, query, TEXTS)
+            assert usage["prompt_tokens"] == tokens(qwen3_reranker_reranker, query, TEXTS)
 
     # Jina objects and OpenAI text parts, an instruction, top_n, infinity's raw scores (yes - no logit).
     instruction = "Find the passage that answers the question"
@@ -112,7 +94,7 @@ def test_v1_rerank_english_and_chinese_texts_match_the_library(q3r_server, libra
     r = post(q3r_server, "/v1/rerank", {"query": QUERY, "documents": documents, "instruction": instruction,
                                         "raw_scores": True, "top_n": 2})
     assert r.status_code == 200, r.text
-    lib = library.rerank(QUERY, [TEXTS[0], TEXTS[2], TEXTS[1]], instruction=instruction)
+    lib = qwen3_reranker_reranker.rerank(QUERY, [TEXTS[0], TEXTS[2], TEXTS[1]], instruction=instruction)
     raw = {x["index"]: x["relevance_score"] for x in r.json()["results"]}
     assert len(raw) == 2 and set(raw) == {x.index for x in lib if x.rank <= 2}
     assert raw == pytest.approx({x.index: x.yes_logit - x.no_logit for x in lib if x.rank <= 2}, abs=1e-4)
@@ -120,7 +102,7 @@ def test_v1_rerank_english_and_chinese_texts_match_the_library(q3r_server, libra
         {x.index: x.score for x in lib if x.rank <= 2}, abs=TOL)
 
 
-def test_v1_rerank_an_image_document_fails_alone_and_an_image_query_is_422(q3r_server, library):
+def test_v1_rerank_an_image_document_fails_alone_and_an_image_query_is_422(q3r_server, qwen3_reranker_reranker):
     for image_doc in ({"image": b64(PICTURE)}, data_uri(PICTURE), {"text": "a drawing", "image": data_uri(PICTURE)},
                       [{"type": "image_url", "image_url": {"url": data_uri(PICTURE)}}]):
         for path in ("/v1/rerank", "/v2/rerank", "/rerank"):
@@ -129,7 +111,7 @@ def test_v1_rerank_an_image_document_fails_alone_and_an_image_query_is_422(q3r_s
             items = {x["index"]: x for x in r.json()["results"]}
             text_only_error(items[1])
             assert items[0].get("error") is None and items[2].get("error") is None
-            expected = library_scores(library, QUERY, [TEXTS[0], TEXTS[2]])
+            expected = library_scores(qwen3_reranker_reranker, QUERY, [TEXTS[0], TEXTS[2]])
             assert [items[0]["relevance_score"], items[2]["relevance_score"]] == pytest.approx(
                 [expected[0], expected[1]], abs=TOL)
     for query in ({"image": data_uri(PICTURE)}, data_uri(PICTURE), {"text": "this picture", "image": b64(PICTURE)}):
@@ -137,8 +119,8 @@ def test_v1_rerank_an_image_document_fails_alone_and_an_image_query_is_422(q3r_s
 
 
 # --------------------------------------------------------------------------- TEI /rerank
-def test_tei_rerank_matches_the_library(q3r_server, library):
-    expected = library_scores(library, QUERY_ZH, TEXTS)
+def test_tei_rerank_matches_the_library(q3r_server, qwen3_reranker_reranker):
+    expected = library_scores(qwen3_reranker_reranker, QUERY_ZH, TEXTS)
     r = post(q3r_server, "/rerank", {"query": QUERY_ZH, "texts": TEXTS, "return_text": True, "truncate": False})
     assert r.status_code == 200, r.text
     ranked = r.json()
@@ -151,20 +133,20 @@ def test_tei_rerank_matches_the_library(q3r_server, library):
 
 
 # --------------------------------------------------------------------------- vLLM /score
-def test_vllm_score_one_query_and_pairs_match_the_library(q3r_server, library):
-    expected = library_scores(library, QUERY, TEXTS)
+def test_vllm_score_one_query_and_pairs_match_the_library(q3r_server, qwen3_reranker_reranker):
+    expected = library_scores(qwen3_reranker_reranker, QUERY, TEXTS)
     for path in ("/score", "/v1/score"):
         r = post(q3r_server, path, {"model": "x", "text_1": QUERY, "text_2": TEXTS})
         assert r.status_code == 200, r.text
         data = r.json()["data"]
         assert [d["index"] for d in data] == list(range(len(TEXTS)))  # input order
         assert {d["index"]: d["score"] for d in data} == pytest.approx(expected, abs=TOL)
-        assert r.json()["usage"]["prompt_tokens"] == tokens(library, QUERY, TEXTS)
+        assert r.json()["usage"]["prompt_tokens"] == tokens(qwen3_reranker_reranker, QUERY, TEXTS)
 
     # N pairs: text_1[i] against text_2[i], English and Chinese.
     r = post(q3r_server, "/v1/score", {"text_1": [QUERY, QUERY_ZH], "text_2": [TEXTS[1], TEXTS[2]]})
     assert r.status_code == 200, r.text
-    want = [library.rerank(QUERY, [TEXTS[1]])[0].score, library.rerank(QUERY_ZH, [TEXTS[2]])[0].score]
+    want = [qwen3_reranker_reranker.rerank(QUERY, [TEXTS[1]])[0].score, qwen3_reranker_reranker.rerank(QUERY_ZH, [TEXTS[2]])[0].score]
     assert [d["score"] for d in r.json()["data"]] == pytest.approx(want, abs=TOL)
 
     # An image part among the documents fails alone; an image text_1 is refused.
@@ -174,13 +156,13 @@ def test_vllm_score_one_query_and_pairs_match_the_library(q3r_server, library):
     assert r.status_code == 200, r.text
     data = {d["index"]: d for d in r.json()["data"]}
     text_only_error(data[1])
-    want = library_scores(library, QUERY, [TEXTS[0], TEXTS[2]])
+    want = library_scores(qwen3_reranker_reranker, QUERY, [TEXTS[0], TEXTS[2]])
     assert [data[0]["score"], data[2]["score"]] == pytest.approx([want[0], want[1]], abs=TOL)
     refused_query(post(q3r_server, "/score", {"text_1": data_uri(PICTURE), "text_2": TEXTS[:2]}))
 
 
 # --------------------------------------------------------------------------- /api/rerank (the article's shape)
-def test_api_rerank_matches_the_library_with_logits(q3r_server, library):
+def test_api_rerank_matches_the_library_with_logits(q3r_server, qwen3_reranker_reranker):
     body = {"query": {"text": QUERY_ZH, "image": None},
             "documents": [{"text": t, "image": None} for t in TEXTS[:3]] + [{"text": None, "image": data_uri(PICTURE)}],
             "mode": "single"}
@@ -188,7 +170,7 @@ def test_api_rerank_matches_the_library_with_logits(q3r_server, library):
     assert r.status_code == 200, r.text
     results = {x["index"]: x for x in r.json()["results"]}
     text_only_error(results.pop(3))
-    lib = {x.index: x for x in library.rerank(QUERY_ZH, TEXTS[:3])}
+    lib = {x.index: x for x in qwen3_reranker_reranker.rerank(QUERY_ZH, TEXTS[:3])}
     assert set(results) == set(lib)
     for i, x in results.items():
         assert (x["score"], x["yes_logit"], x["no_logit"]) == pytest.approx(
@@ -198,11 +180,11 @@ def test_api_rerank_matches_the_library_with_logits(q3r_server, library):
 
 
 # --------------------------------------------------------------------------- /v1/analyze
-def test_analyze_shows_the_family_prompt_default_instruction_and_the_library_score(q3r_server, library):
+def test_analyze_shows_the_family_prompt_default_instruction_and_the_library_score(q3r_server, qwen3_reranker_reranker):
     r = post(q3r_server, "/v1/analyze", {"query": QUERY_ZH, "document": TEXTS[2]})
     assert r.status_code == 200, r.text
     data = r.json()
-    lib = library.rerank(QUERY_ZH, [TEXTS[2]])[0]
+    lib = qwen3_reranker_reranker.rerank(QUERY_ZH, [TEXTS[2]])[0]
     assert data["score"] == pytest.approx(lib.score, abs=TOL)
     assert (data["yes_logit"], data["no_logit"]) == pytest.approx((lib.yes_logit, lib.no_logit), abs=1e-4)
     assert data["instruction"] == DEFAULT_INSTRUCTION and data["backend"] == "lychee"
@@ -217,13 +199,7 @@ def test_analyze_shows_the_family_prompt_default_instruction_and_the_library_sco
 
 
 # --------------------------------------------------------------------------- Ray Serve
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local, q3r_server, qwen3_reranker_dir, library):
+def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local, q3r_server, qwen3_reranker_dir, qwen3_reranker_reranker):
     """As tests/serving/test_ray_serve.py, on the Qwen3-Reranker checkpoint: English and Chinese
     texts, an instruction, top_n, an image document, an image query, a bad query; then concurrent load."""
     pytest.importorskip("ray.serve")
@@ -243,4 +219,4 @@ def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local,
         # The Ray answers are the library's too (not only the single server's).
         _, first = comparable(ray_client.post("/v1/rerank", json=requests[0]))
         assert {x["index"]: x["relevance_score"] for x in first["results"]} == pytest.approx(
-            library_scores(library, QUERY, TEXTS), abs=TOL)
+            library_scores(qwen3_reranker_reranker, QUERY, TEXTS), abs=TOL)

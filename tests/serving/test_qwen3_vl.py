@@ -10,10 +10,7 @@ One server per module loads the checkpoint itself (the family found from config.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import math
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +30,8 @@ from ..qwen3_vl_support import (  # noqa: F401 - shared fixtures
     qwen3_vl_reranker,
     spread,
 )
-from ..ray_support import assert_same_answers, comparable, ray_local, serve_replicas  # noqa: F401 - ray_local: the shared fixture
-from .conftest import LiveServer, b64, data_uri
+from ..ray_support import assert_same_answers, ray_local, serve_replicas  # noqa: F401 - ray_local: the shared fixture
+from .conftest import LiveServer, b64, data_uri, free_port, model_server
 
 TOL = 1e-5  # another model instance, other batch compositions: the FP32 parity tolerance
 
@@ -42,15 +39,8 @@ TOL = 1e-5  # another model instance, other batch compositions: the FP32 parity 
 @pytest.fixture(scope="module")
 def q3_server(qwen3_vl_dir: Path):
     """The server loads the checkpoint itself, in the background, as `lychee serve` does."""
-    from lychee_rerank.serving.app import create_app
-
-    settings = ServerSettings(backend="lychee", model=str(qwen3_vl_dir), device="cpu", dtype="float32", batch_size=8)
-    live = LiveServer(create_app(settings)).start()
-    try:
-        live.wait_healthy()
+    with model_server(qwen3_vl_dir) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")
@@ -249,12 +239,6 @@ def test_a_video_over_http_gets_a_clear_error_not_a_score(q3_server, path, body)
 
 
 # --------------------------------------------------------------------------- Ray Serve
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local, q3_server, qwen3_vl_dir, pngs):
     """As tests/serving/test_ray_serve.py, on the Qwen3-VL checkpoint: texts, images, an image
     query, an instruction, top_n, a bad document, a bad query; then concurrent load."""

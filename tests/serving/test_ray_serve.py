@@ -4,26 +4,16 @@
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import io
-import socket
-import time
 from typing import Any
 
-import httpx
 import pytest
 
 from ..conftest import make_photo
 from ..ray_support import assert_same_answers, ray_local, serve_replicas  # noqa: F401 - ray_local: the shared fixture
-from .conftest import LiveServer
+from .conftest import LiveServer, free_port
 
 serve = pytest.importorskip("ray.serve")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def data_uri(seed: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ from lychee_rerank import LycheeReranker
 from lychee_rerank.serving.settings import ServerSettings
 from lychee_rerank.testing.processes import stop_process
 
-from .conftest import metric_value
+from .conftest import free_port, metric_value
 
 
 def test_health_is_503_while_loading_then_ok(start_server, server_model_dir):
@@ -104,15 +103,9 @@ def test_openapi_is_generated_from_the_models(start_server, server_reranker):
     assert "security" not in schema  # no key configured: nothing to document
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_lychee_serve_command(server_model_dir: Path, tmp_path: Path):
     """The CLI end to end: flags, LYCHEE_API_KEY from the environment, background loading, shutdown."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LYCHEE_API_KEY": "cli-key", "HF_HUB_OFFLINE": "1"}
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(

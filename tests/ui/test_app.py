@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import lychee_rerank.ui
-
-
-APP = str(Path(lychee_rerank.ui.__file__).parent / "app.py")  # not imported: it runs the app
+from .conftest import APP, model_app, open_mode
 
 
 @pytest.fixture()
 def app(tiny_model_dir, monkeypatch):
-    monkeypatch.setenv("LYCHEE_UI_BACKEND", "lychee")
-    monkeypatch.setenv("LYCHEE_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("LYCHEE_UI_LANG", "en")
-    at = AppTest.from_file(APP, default_timeout=120)
-    return at.run()
+    return model_app(tiny_model_dir, monkeypatch, timeout=120)
 
 
 def test_app_renders_three_modes_and_status(app):
@@ -94,12 +85,6 @@ def test_language_switch_to_chinese_keeps_the_mode(app):
 GALLERY = {"lang", "query", "query_image", "preset", "top_k", "threshold", "rerank"}
 SINGLE = {"lang", "preset"}
 BATCH = {"lang", "preset", "top_k", "threshold"}
-
-
-def open_mode(app, label: str) -> None:
-    """What clicking a tab does: the tabs' state is the open tab's label, and the app reruns."""
-    app.session_state["mode"] = label
-    app.run()
 
 
 def sidebar_keys(app) -> set[str]:

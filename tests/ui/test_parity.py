@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import lychee_rerank.ui
+from .conftest import APP
 
-APP = str(Path(lychee_rerank.ui.__file__).parent / "app.py")  # not imported: it runs the app
 IMAGES = ["astronaut.jpg", "coffee.jpg", "hubble.jpg", "rocket.jpg", "receipt.png"]
 QUERY = "NASA astronaut portrait with the US flag"
 

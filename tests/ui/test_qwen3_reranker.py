@@ -9,19 +9,14 @@ as in the library, the CLI and the HTTP API; a named template reaches the model 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-from PIL import Image
-from streamlit.testing.v1 import AppTest
 
-import lychee_rerank.ui
-from lychee_rerank import LycheeReranker
 
+from .conftest import model_app, open_mode
 from ..qwen3_reranker_support import DEFAULT_INSTRUCTION, FAMILY
 from ..serving.conftest import png, server_photo
 
-APP = str(Path(lychee_rerank.ui.__file__).parent / "app.py")  # not imported: it runs the app
 TEMPLATE = "text_to_image"  # a built-in template, chosen in the sidebar
 TEXT_ONLY = "reads text only"
 QUERY = "What is the capital of China?"
@@ -31,34 +26,16 @@ TEXTS = ["The capital of China is Beijing.", "Gravity is a force that attracts t
 PICTURES = [png(server_photo(64, 48, seed=21)), png(server_photo(90, 60, seed=22))]
 
 
-@pytest.fixture(scope="module")
-def library(qwen3_reranker_dir: Path) -> LycheeReranker:
-    rr = LycheeReranker.from_pretrained(qwen3_reranker_dir, device="cpu", dtype="float32")
-    assert rr.info["family"] == FAMILY
-    return rr
-
-
 @pytest.fixture()
 def app(qwen3_reranker_dir, monkeypatch):
-    monkeypatch.setenv("LYCHEE_UI_BACKEND", "lychee")
-    monkeypatch.setenv("LYCHEE_MODEL", str(qwen3_reranker_dir))
-    monkeypatch.setenv("LYCHEE_UI_LANG", "en")
-    monkeypatch.delenv("LYCHEE_FAMILY", raising=False)
-    monkeypatch.delenv("LYCHEE_ADAPTER", raising=False)
-    return AppTest.from_file(APP, default_timeout=300).run()
-
-
-def open_mode(app, label: str) -> None:
-    """What clicking a tab does: the tabs' state is the open tab's label, and the app reruns."""
-    app.session_state["mode"] = label
-    app.run()
+    return model_app(qwen3_reranker_dir, monkeypatch)
 
 
 def errors(app) -> list[str]:
     return [e.value for e in app.error]
 
 
-def test_footer_and_batch_text_in_english_and_chinese_match_the_library(app, library, qwen3_reranker_dir):
+def test_footer_and_batch_text_in_english_and_chinese_match_the_library(app, qwen3_reranker_reranker, qwen3_reranker_dir):
     assert not app.exception
     footer = " ".join(c.value for c in app.caption)
     assert f"Backend lychee · family {FAMILY} · model {qwen3_reranker_dir} · cpu · float32" in footer
@@ -70,7 +47,7 @@ def test_footer_and_batch_text_in_english_and_chinese_match_the_library(app, lib
         app.button(key="rank_texts").click().run()
         assert not app.exception and not errors(app)
         table = app.dataframe[0].value
-        expected = library.rerank(query, TEXTS)  # the family's default instruction
+        expected = qwen3_reranker_reranker.rerank(query, TEXTS)  # the family's default instruction
         assert max(r.score for r in expected) - min(r.score for r in expected) > 1e-3
         assert list(table["Document"]) == [r.document for r in expected]  # the library's order
         assert list(table["Score"]) == pytest.approx([round(r.score, 4) for r in expected], abs=1e-9)  # 4 decimals
@@ -81,20 +58,20 @@ def test_footer_and_batch_text_in_english_and_chinese_match_the_library(app, lib
     app.button(key="rank_texts").click().run()
     assert not app.exception
     table = app.dataframe[0].value
-    default = {r.document: r.score for r in library.rerank(QUERY_ZH, TEXTS)}
-    expected = library.rerank(QUERY_ZH, TEXTS, template=TEMPLATE)
+    default = {r.document: r.score for r in qwen3_reranker_reranker.rerank(QUERY_ZH, TEXTS)}
+    expected = qwen3_reranker_reranker.rerank(QUERY_ZH, TEXTS, template=TEMPLATE)
     assert max(abs(r.score - default[r.document]) for r in expected) > 1e-6  # the template was read
     assert list(table["Document"]) == [r.document for r in expected]
     assert list(table["Score"]) == pytest.approx([round(r.score, 4) for r in expected], abs=1e-9)
 
 
-def test_single_analysis_scores_text_and_refuses_an_image_clearly(app, library):
+def test_single_analysis_scores_text_and_refuses_an_image_clearly(app, qwen3_reranker_reranker):
     open_mode(app, "Single analysis")
     app.text_area(key="single_query").input(QUERY_ZH)
     app.text_area(key="single_doc").input(TEXTS[2])
     app.button(key="analyse").click().run()
     assert not app.exception and not errors(app)
-    lib = library.rerank(QUERY_ZH, [TEXTS[2]])[0]
+    lib = qwen3_reranker_reranker.rerank(QUERY_ZH, [TEXTS[2]])[0]
     assert f"Instruction used: {DEFAULT_INSTRUCTION}" in [c.value for c in app.caption]  # the family's own
     metrics = {m.label: m.value for m in app.metric}
     assert float(metrics["Score"]) == pytest.approx(lib.score, abs=1e-4)  # shown to 4 decimals

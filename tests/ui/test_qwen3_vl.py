@@ -10,13 +10,11 @@ used, as in the library, the CLI and the HTTP API; a named template reaches the 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-import lychee_rerank.ui
 
+from .conftest import model_app, open_mode
 from ..qwen3_vl_support import (  # noqa: F401 - shared fixtures
     DEFAULT_INSTRUCTION,
     FAMILY,
@@ -28,24 +26,12 @@ from ..qwen3_vl_support import (  # noqa: F401 - shared fixtures
     spread,
 )
 
-APP = str(Path(lychee_rerank.ui.__file__).parent / "app.py")  # not imported: it runs the app
 TEMPLATE = "text_to_image"  # a built-in template, chosen in the sidebar
 
 
 @pytest.fixture()
 def app(qwen3_vl_dir, monkeypatch):
-    monkeypatch.setenv("LYCHEE_UI_BACKEND", "lychee")
-    monkeypatch.setenv("LYCHEE_MODEL", str(qwen3_vl_dir))
-    monkeypatch.setenv("LYCHEE_UI_LANG", "en")
-    monkeypatch.delenv("LYCHEE_FAMILY", raising=False)
-    monkeypatch.delenv("LYCHEE_ADAPTER", raising=False)
-    return AppTest.from_file(APP, default_timeout=300).run()
-
-
-def open_mode(app, label: str) -> None:
-    """What clicking a tab does: the tabs' state is the open tab's label, and the app reruns."""
-    app.session_state["mode"] = label
-    app.run()
+    return model_app(qwen3_vl_dir, monkeypatch)
 
 
 def cards(app) -> dict[str, tuple[int, float]]:
