@@ -82,12 +82,14 @@ class ReadmeLoop:
 
         self.readme, self.batch_size = ReadmeReranker(model_dir), batch_size
 
-    def scores(self, query: str, documents: list[str]) -> list[float]:
+    def scores(self, query: str, documents: list[str], batch_size: int | None = None) -> list[float]:
+        size = batch_size or self.batch_size
         out: list[float] = []
-        for i in range(0, len(documents), self.batch_size):
-            out += self.readme.scores(query, documents[i:i + self.batch_size])  # default instruction
+        for i in range(0, len(documents), size):
+            out += self.readme.scores(query, documents[i:i + size])  # default instruction
         return out
 
-    def run(self, scenario: Scenario) -> list[float]:
-        """Every score of the scenario, in pair order."""
-        return [s for r in scenario.requests for s in self.scores(r.query_text, [d["doc_text"] for d in r.docs])]
+    def run(self, scenario: Scenario, batch_size: int | None = None) -> list[float]:
+        """Every score of the scenario, in pair order (``batch_size`` pairs a call; 1: the naive loop)."""
+        return [s for r in scenario.requests
+                for s in self.scores(r.query_text, [d["doc_text"] for d in r.docs], batch_size)]

@@ -28,6 +28,9 @@ passages, Chinese query x passages, concurrent requests) on a Qwen3-Reranker che
 ``Q3R_FULL``/``Q3R_QUICK``). Columns: the OFFICIAL README loop (``_official.ReadmeLoop``: the
 vendored README code, ``compute_logits(process_inputs(pairs))`` on chunks of ``--official-batch``
 pairs, in this process) and the engine; max|d| is against the README's scores.
+
+``--family cross_encoder``: a sequence-classification cross-encoder (ms-marco-MiniLM-L6 size,
+random weights) against sentence-transformers' ``CrossEncoder.predict``; see ``_cross_encoder.py``.
 """
 
 from __future__ import annotations
@@ -211,18 +214,21 @@ def text_scenarios(*, n_passages: int, n_zh: int, n_requests: int, docs_per_requ
 
 
 def measure_qwen3_reranker(scenario: Scenario, official: ReadmeLoop, rr: LycheeReranker, batch_size: int,
-                           repeats: int, official_repeats: int) -> dict:
-    """One text scenario: the official README loop and the engine, interleaved."""
-    runs = {"official": (official_repeats, lambda: official.run(scenario)),
+                           repeats: int, naive_repeats: int) -> dict:
+    """One text scenario: the README loop one pair per call (naive) and in chunks (batched), and the
+    engine, interleaved; every score compared with the naive loop's."""
+    runs = {"batched": (repeats, lambda: official.run(scenario)),
             "engine": (repeats, lambda: run_engine(rr, scenario, batch_size))}
+    if naive_repeats:
+        runs = {"naive": (naive_repeats, lambda: official.run(scenario, batch_size=1)), **runs}
     best, got = interleaved(runs)
     n = len(scenario.reference_pairs())
-    return {
-        "scenario": scenario.name, "pairs": n,
-        "official p/s": n / best["official"], "engine p/s": n / best["engine"],
-        "eng/official": best["official"] / best["engine"],
-        "max|d| engine": max_abs_diff(got["engine"], got["official"]),
-    }
+    reference = got.get("naive", got["batched"])
+    row = {"scenario": scenario.name, "pairs": n}
+    row.update({f"{k} p/s": n / best[k] for k in runs})
+    row.update({f"eng/{k}": best[k] / best["engine"] for k in runs if k != "engine"})
+    row.update({f"max|d| {k}": max_abs_diff(got[k], reference) for k in runs if k != "naive"})
+    return row
 
 
 def run_qwen3_reranker(args: argparse.Namespace) -> None:
@@ -242,12 +248,11 @@ def run_qwen3_reranker(args: argparse.Namespace) -> None:
     rr.rerank("warm-up query", ["warm-up document"])
     rows = []
     for scenario in scenarios:
-        rows.append(measure_qwen3_reranker(scenario, official, rr, args.batch_size, args.repeats,
-                                           args.naive_repeats or args.repeats))
+        rows.append(measure_qwen3_reranker(scenario, official, rr, args.batch_size, args.repeats, args.naive_repeats))
         print(f"  {scenario.name}: done: {rows[-1]} load {os.getloadavg()}", file=sys.stderr, flush=True)
     print_table(rows)
-    print(f"\nQwen3-Reranker; best of {args.repeats} runs (official: {args.naive_repeats or args.repeats}); official "
-          f"README loop in chunks of {args.official_batch}; engine batch size {args.batch_size}; "
+    print(f"\nQwen3-Reranker; best of {args.repeats} runs (naive: {args.naive_repeats}); naive = the official README "
+          f"loop one pair per call, batched = the same in chunks of {args.official_batch}; engine batch size {args.batch_size}; "
           f"torch threads {torch.get_num_threads()}; load average at the end {os.getloadavg()}; "
           f"engine stats: {dict(rr.backend.stats)}")
 
@@ -266,9 +271,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs (the machine is shared and noisy)")
     parser.add_argument("--naive-repeats", type=int, default=1,
-                        help="best of N runs of the (slow) naive loop (Qwen3-VL, Qwen3-Reranker: of the official scorer); 0: skip it "
-                             "(Qwen3-Reranker: 0 means --repeats)")
-    parser.add_argument("--family", choices=("qwen2_5_vl", "qwen3_vl", "qwen3_reranker"), default="qwen2_5_vl",
+                        help="best of N runs of the (slow) naive loop (Qwen3-VL: of the official scorer; Qwen3-Reranker: of the "
+                             "official README loop one pair per call); 0: skip it")
+    parser.add_argument("--family", choices=("qwen2_5_vl", "qwen3_vl", "qwen3_reranker", "cross_encoder"), default="qwen2_5_vl",
                         help="qwen3_vl: Qwen3-VL-Reranker, against its official scorer (subprocess, transformers 4.57.3); "
                              "qwen3_reranker: Qwen3-Reranker, against its official README loop (in process)")
     parser.add_argument("--official-batch", type=int, default=8,
@@ -284,6 +289,10 @@ def main() -> None:
         return run_qwen3_vl(args)
     if args.family == "qwen3_reranker":
         return run_qwen3_reranker(args)
+    if args.family == "cross_encoder":  # vs sentence-transformers' CrossEncoder.predict (_cross_encoder.py)
+        from _cross_encoder import run as run_cross_encoder
+
+        return run_cross_encoder(args)
 
     t0 = time.perf_counter()
     model_dir = args.model or build(tempfile.mkdtemp(prefix="lychee-throughput-"), **(QUICK if args.quick else FULL))

@@ -20,7 +20,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # ``qwen3_vl_dir`` (a tiny Qwen3-VL-Reranker checkpoint) and ``official_env`` (the official
 # scorer's environment) for every test folder.
-pytest_plugins = ["tests.official.harness", "tests.qwen3_reranker_support"]
+pytest_plugins = [
+    "tests.official.harness", "tests.qwen3_reranker_support", "tests.cross_encoder_support",
+    "tests.qwen2_vl_support", "tests.jina_m0_support",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -79,7 +79,7 @@ def test_every_lychee_variable_still_reaches_the_reranker(clean_env):
 
 
 def test_an_unknown_family_or_a_bad_budget_is_refused_at_start_up(clean_env):
-    with pytest.raises(ValueError, match="unknown model family 'nope': known families are qwen2_5_vl, qwen3_reranker, qwen3_vl"):
+    with pytest.raises(ValueError, match="unknown model family 'nope': known families are cross_encoder, jina_m0, mono_qwen2_vl, qwen2_5_vl, qwen3_reranker, qwen3_vl"):
         ServerSettings(family="nope")
     clean_env.setenv("LYCHEE_FAMILY", "nope")
     with pytest.raises(ValueError, match="known families are"):
@@ -93,7 +93,7 @@ def test_finetune_config_takes_reranker_fields_by_name(tmp_path):
     ft = FinetuneConfig(output_dir=tmp_path, device="cpu", dtype="float32", family="qwen3_vl", max_pixels=1024, lora_r=4)
     assert ft.reranker == RerankerConfig(device="cpu", dtype="float32", family="qwen3_vl", max_pixels=1024)
     assert ft.lora_r == 4 and ft.to_json()["reranker"]["family"] == "qwen3_vl"
-    with pytest.raises(ValueError, match="known families are qwen2_5_vl, qwen3_reranker, qwen3_vl"):
+    with pytest.raises(ValueError, match="known families are cross_encoder, jina_m0, mono_qwen2_vl, qwen2_5_vl, qwen3_reranker, qwen3_vl"):
         FinetuneConfig(output_dir=tmp_path, family="nope")
 
 

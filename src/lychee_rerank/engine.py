@@ -308,6 +308,9 @@ class LycheeReranker:
         reason = self.backend.image_refusal(size) if size is not None else None
         if reason is not None:
             raise InputError(f"{name} image: {reason}")
+        reason = self.backend.input_refusal(content, "query" if name == "query" else "document")
+        if reason is not None:
+            raise InputError(f"{name}: {reason}")
         return content
 
 

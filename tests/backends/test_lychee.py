@@ -175,7 +175,7 @@ def test_progress_reports_every_document(reranker):
 
 
 def test_yes_no_must_be_single_tokens():
-    from lychee_rerank.backends.families.qwen_vl import single_token_id
+    from lychee_rerank.backends.families.base import single_token_id
 
     class Splitting:
         def encode(self, word, add_special_tokens=False):

@@ -72,17 +72,61 @@ def test_the_model_backend_knows_its_checkpoint_family(reranker):
     assert reranker.info["family"] == "qwen2_5_vl"
 
 
+def _write_config(path, **config) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config))
+
+
+def test_detection_order_exact_architecture_then_model_type_then_architecture_ending(tmp_path):
+    """An exact architecture wins over a model type (jina-m0 is a qwen2_vl), and a whole class of
+    checkpoints (every ``*ForSequenceClassification``) is matched only after both."""
+    cases = {
+        "jina": ({"architectures": ["JinaVLForRanking"], "model_type": "qwen2_vl"}, "jina_m0"),
+        "bert": ({"architectures": ["BertForSequenceClassification"], "model_type": "bert"}, "cross_encoder"),
+        "xlmr": ({"architectures": ["XLMRobertaForSequenceClassification"], "model_type": "xlm-roberta"}, "cross_encoder"),
+        "qwen3": ({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"}, "qwen3_reranker"),
+    }
+    for name, (config, family) in cases.items():
+        _write_config(tmp_path / name, **config)
+        assert families.detect(tmp_path / name).name == family, name
+    # A bare Qwen2-VL is no reranker: only as the base of a LoRA adapter is it MonoQwen2-VL.
+    _write_config(tmp_path / "qwen2vl", architectures=["Qwen2VLForConditionalGeneration"], model_type="qwen2_vl")
+    with pytest.raises(ValueError, match="unknown checkpoint family.*'qwen2_vl'"):
+        families.detect(tmp_path / "qwen2vl")
+
+
+def test_a_lora_adapter_directory_is_detected_by_its_base(tmp_path):
+    """``adapter_config.json`` names the base; the base's config.json says the family, and families
+    published as adapters come first (a MonoQwen2-VL checkpoint holds no config.json at most revisions)."""
+    base = tmp_path / "base"
+    _write_config(base, architectures=["Qwen2VLForConditionalGeneration"], model_type="qwen2_vl")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base), "peft_type": "LORA"}))
+    assert families.adapter_base(adapter) == str(base)
+    assert families.detect(adapter).name == "mono_qwen2_vl"
+    assert families.adapter_base(base) is None
+    # Its own config.json (some revisions ship one) is read before the base's.
+    _write_config(adapter, architectures=["Qwen2VLForConditionalGeneration"], model_type="qwen2_vl")
+    assert families.detect(adapter).name == "mono_qwen2_vl"
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    with pytest.raises(ValueError, match="names no base_model_name_or_path"):
+        families.detect(adapter)
+
+
 def test_the_family_is_read_from_config_json_and_an_unknown_one_names_the_known(tmp_path, tiny_model_dir):
     assert families.detect(tiny_model_dir).name == "qwen2_5_vl"
     config = json.loads((tiny_model_dir / "config.json").read_text())
     odd = tmp_path / "odd"
     odd.mkdir()
     (odd / "config.json").write_text(json.dumps({**config, "model_type": "llava_next", "architectures": ["LlavaNext"]}))
-    with pytest.raises(ValueError, match="unknown checkpoint family.*'llava_next'.*known families are qwen2_5_vl, qwen3_reranker, qwen3_vl"):
+    known = ", ".join(sorted(families.FAMILIES))
+    assert "qwen2_5_vl, qwen3_reranker, qwen3_vl" in known
+    with pytest.raises(ValueError, match=f"unknown checkpoint family.*'llava_next'.*known families are {known}"):
         families.detect(odd)
     # An override names the family to score it as; an unknown override names the known ones.
     assert families.detect(odd, "qwen2_5_vl").name == "qwen2_5_vl"
-    with pytest.raises(ValueError, match="unknown model family 'nope': known families are qwen2_5_vl, qwen3_reranker, qwen3_vl"):
+    with pytest.raises(ValueError, match=f"unknown model family 'nope': known families are {known}"):
         families.detect(tiny_model_dir, "nope")
     with pytest.raises(ValueError, match="unknown model family 'nope'"):
         LycheeReranker.from_pretrained(tiny_model_dir, device="cpu", family="nope")

@@ -8,7 +8,6 @@ refusal is seen as "the loopback server got no request".
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from PIL import Image
 
 from lychee_rerank.serving import sources
 from lychee_rerank.serving.settings import ServerSettings

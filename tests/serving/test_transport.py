@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from lychee_rerank.serving.settings import ServerSettings
 from lychee_rerank.testing.processes import stop_process
 
-from .test_service import _free_port
+from .conftest import free_port
 
 KEY = "transport-key-123"
 
@@ -211,7 +211,7 @@ def test_lychee_serve_outlasts_more_idle_connections_than_it_has_descriptors(ser
 
     `lychee serve` also raises its soft limit on descriptors to the hard one (here 160)."""
     fds = 160
-    port = _free_port()
+    port = free_port()
 
     def few_descriptors() -> None:  # `lychee serve` raises the soft limit to the hard one
         resource.setrlimit(resource.RLIMIT_NOFILE, (100, fds))
@@ -390,7 +390,7 @@ def test_a_key_no_client_can_send_is_refused_in_settings(key, says):
 
 
 def test_lychee_serve_refuses_an_unsendable_key_with_exit_2():
-    port = _free_port()
+    port = free_port()
     out = subprocess.run(
         [sys.executable, "-m", "lychee_rerank.cli", "serve", "--api-key", "secret ", "--port", str(port)],
         capture_output=True, text=True, timeout=30,  # refused before anything heavy is imported

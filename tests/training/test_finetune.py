@@ -253,7 +253,7 @@ def test_the_base_model_is_loaded_from_the_nested_reranker_config(tiny_model_dir
     assert report.steps == 1
     saved = json.loads((out / "finetune_config.json").read_text())["reranker"]
     assert (saved["family"], saved["max_doc_tokens"], saved["device"], saved["min_pixels"]) == ("qwen2_5_vl", 64, "cpu", None)
-    with pytest.raises(ValueError, match="known families are qwen2_5_vl, qwen3_reranker, qwen3_vl"):
+    with pytest.raises(ValueError, match="known families are cross_encoder, jina_m0, mono_qwen2_vl, qwen2_5_vl, qwen3_reranker, qwen3_vl"):
         finetune(str(tiny_model_dir), task["train"], output_dir=out, family="nope", progress=False)
 
 

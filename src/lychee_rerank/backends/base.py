@@ -104,6 +104,12 @@ class Backend(ABC):
         """
         return None
 
+    def input_refusal(self, content: Content, side: str) -> str | None:
+        """Why this backend cannot read what ``content`` holds on ``side`` (``"query"`` or
+        ``"document"``), or ``None``: for a model that reads some modalities on one side only (say,
+        text queries and image documents). Asked beside :meth:`image_refusal`, when the input is read."""
+        return None
+
     @property
     def prompt_spec(self) -> Any:
         """The :class:`~lychee_rerank.prompt.PromptSpec` this backend's prompts are built from

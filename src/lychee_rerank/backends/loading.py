@@ -90,8 +90,11 @@ class LoadedModel:
     """The checkpoint family's adapter (:class:`~.families.base.FamilyAdapter`)."""
     min_pixels: int
     max_pixels: int
-    tokenizer: Any = None
-    """The processor's tokenizer (or the processor itself, for a text family)."""
+
+    @property
+    def tokenizer(self) -> Any:
+        """The processor's tokenizer (or the processor itself, for a text family)."""
+        return self.family.tokenizer(self.processor)
 
 
 def load(
@@ -137,7 +140,7 @@ def load(
     )
     return LoadedModel(
         model=model, processor=loaded.processor, device=dev, dtype=dt, attn_implementation=loaded.attn_implementation,
-        name=name, family=adapter_family, min_pixels=lo, max_pixels=hi, tokenizer=tokenizer,
+        name=name, family=adapter_family, min_pixels=lo, max_pixels=hi,
     )
 
 
@@ -190,8 +193,13 @@ def set_pixel_budget(processor: Any, min_pixels: int | None, max_pixels: int | N
             setattr(ip, attr, None)
 
 
-def attach_adapter(model: Any, adapter: str | Path, merge: bool = False) -> Any:
-    """Seam for LoRA adapters (peft); the fine-tuning toolkit writes what this reads."""
+def attach_adapter(model: Any, adapter: str | Path, merge: bool = False, key_mapping: dict[str, str] | None = None) -> Any:
+    """Seam for LoRA adapters (peft); the fine-tuning toolkit writes what this reads.
+
+    ``key_mapping``: regex -> replacement on the adapter's module paths (peft's own argument), for
+    an adapter saved under older transformers module names; every tensor of the file must then
+    land in a LoRA weight of the model, or a ValueError says which did not (peft only warns).
+    """
     from ..extras import require
 
     require("train", "loading a LoRA adapter")
@@ -200,7 +208,15 @@ def attach_adapter(model: Any, adapter: str | Path, merge: bool = False) -> Any:
         raise OSError(f"adapter {adapter!r} not found locally and HF_HUB_OFFLINE is set")
     with warnings.catch_warnings():  # peft probes a property transformers 5 deprecates
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        peft_model = PeftModel.from_pretrained(model, str(adapter))
+        if key_mapping is None:
+            peft_model = PeftModel.from_pretrained(model, str(adapter))
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                peft_model = PeftModel.from_pretrained(model, str(adapter), key_mapping=key_mapping)
+            unloaded = [str(w.message) for w in caught if "missing adapter keys" in str(w.message)]
+            if unloaded:
+                raise ValueError(f"LoRA adapter {adapter!r} does not fit the model: {unloaded[0][:500]}")
     return peft_model.merge_and_unload() if merge else peft_model
 
 

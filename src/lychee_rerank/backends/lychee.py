@@ -21,6 +21,7 @@ model writes a 0-10 number which :func:`~lychee_rerank.parsing.parse_score` read
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import logging
 import os
@@ -39,6 +40,7 @@ from ..parsing import parse_score
 from ..prompt_tokens import PromptTokenizer
 from ..results import PairScore
 from .base import Backend, ProgressCallback
+from .families import detect
 from .loading import LoadedModel, load
 from .packing import Pair, expand_image_pads, pack_batches, pack_ids, shared_prefix_length
 from .patch_embed import use_matmul_patch_embed
@@ -126,7 +128,7 @@ class LycheeBackend(Backend):
         self.model = unwrap_adapter(loaded.model)
         self.backbone = self.family.backbone(self.model)
         self.processor = loaded.processor
-        self.tokenizer = loaded.tokenizer if loaded.tokenizer is not None else self.family.tokenizer(loaded.processor)
+        self.tokenizer = loaded.tokenizer
         self.scoring: ScoringMode = scoring
         self.max_query_tokens = max_query_tokens or self.family.max_query_tokens
         self.max_doc_tokens = max_doc_tokens or self.family.max_doc_tokens
@@ -177,6 +179,21 @@ class LycheeBackend(Backend):
     def reads_images(self) -> bool:
         return "image" in self.family.modalities
 
+    def input_refusal(self, content: Content, side: str) -> str | None:
+        """What the family does not read on this side (its per-side modalities), said when the input is read."""
+        allowed = self.family.side_modalities(side)
+        if allowed == self.family.modalities:  # no per-side rule: image_refusal says what the family cannot read
+            return None
+        held = [m for m, there in (("image", content.has_image), ("text", bool(content.text))) if there]
+        refused = [m for m in held if m not in allowed]
+        if not refused:
+            return None
+        plural = "queries" if side == "query" else f"{side}s"
+        return (
+            f"the {self.family.name} model family reads {' and '.join(sorted(allowed))} {plural} only: "
+            f"a {side} with {' and '.join(refused)} cannot be scored by it"
+        )
+
     def image_tokens(self, grid: tuple[int, int, int]) -> int:
         """Visual tokens an image of this patch grid becomes in the prompt."""
         return self.family.image_tokens(grid)
@@ -200,6 +217,10 @@ class LycheeBackend(Backend):
         ``escape_special_tokens`` (default) special-token strings in any user text stay plain
         text. Raises ``ValueError`` for a pair that cannot be built; callers score every other pair.
         """
+        for side, content in (("query", query), ("document", document)):
+            refusal = self.input_refusal(content, side)
+            if refusal is not None:
+                raise ValueError(refusal)
         instruction = instruction or self.default_instruction
         texts = {"instruction": (instruction, None)}
         # A long text is cut by characters first (same first tokens, still over the limit), so
@@ -218,10 +239,12 @@ class LycheeBackend(Backend):
         rendered = self.prompt_tokens.render(template, texts)
         ids, cut = self.prompt_tokens.encode(rendered)
         # Images stay as stored: decoded only when their batch is preprocessed (see _run_batches).
-        images = [c.raw_image for c in (query, document) if c.raw_image is not None]
+        # In prompt order: the query's image first unless the family writes the document first.
+        sides = (query, document) if self.family.query_first else (document, query)
+        images = [c.raw_image for c in sides if c.raw_image is not None]
         if images and not self.reads_images:
             raise ValueError(f"the {self.family.name} model family reads text only: an image cannot be scored by it")
-        hashes = [c.image_hash for c in (query, document) if c.raw_image is not None]
+        hashes = [c.image_hash for c in sides if c.raw_image is not None]
         keys = [self._image_key(im, h) for im, h in zip(images, hashes)]
         grids = [self.grid(im) for im in images]
         try:
@@ -262,6 +285,8 @@ class LycheeBackend(Backend):
 
     def training_view(self) -> "LycheeBackend":
         """This backend, as the :class:`~.base.TrainingView` fine-tuning uses."""
+        if self.family.training_refusal:
+            raise ValueError(self.family.training_refusal)
         if not self._fast:
             raise ValueError("fine-tuning needs yes/no scoring (scoring='yesno')")
         return self
@@ -289,7 +314,8 @@ class LycheeBackend(Backend):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         slots = self._prepare_all(query, documents, instruction)
         pairs = [p for p in slots if isinstance(p, Pair)]
-        self._run_call(pairs, int(query.has_image), batch_size, progress)
+        # A shared prefix may hold the query's images only where the query comes first in the prompt.
+        self._run_call(pairs, int(query.has_image) if self.family.query_first else 0, batch_size, progress)
         return self._results(slots)
 
     def _prepare_all(self, query: Content, documents: Sequence[Content], instruction: str | None) -> list[Pair | PairScore]:
@@ -576,7 +602,7 @@ class LycheeBackend(Backend):
         return results
 
     def info(self) -> dict[str, Any]:
-        return {
+        info = {
             "backend": self.name,
             "model": self.loaded.name,
             "family": self.family.name,
@@ -585,6 +611,9 @@ class LycheeBackend(Backend):
             "attn_implementation": self.loaded.attn_implementation,
             "scoring": self.scoring,
         }
+        if self.family.notice:  # e.g. a non-commercial licence: shown by /health, the UI and the CLI
+            info.update(licence=self.family.spec.licence, note=self.family.notice)
+        return info
 
 
 def create_backend(config: RerankerConfig, **options: Any) -> LycheeBackend:
@@ -594,6 +623,10 @@ def create_backend(config: RerankerConfig, **options: Any) -> LycheeBackend:
     """
     if not config.model:
         raise ValueError("the lychee backend needs a model: a hub id or a local directory")
+    spec = detect(config.model, config.family)
+    if spec.scorer:  # a family this driver cannot run (bidirectional cross-encoders): its own backend
+        module, _, attr = spec.scorer.partition(":")
+        return getattr(importlib.import_module(module), attr)(config, spec, **options)
     loaded = load(
         config.model,
         device=config.device,
@@ -604,7 +637,7 @@ def create_backend(config: RerankerConfig, **options: Any) -> LycheeBackend:
         adapter=config.adapter,
         merge_adapter=config.merge_adapter,
         trust_remote_code=config.trust_remote_code,
-        family=config.family,
+        family=spec.name,
     )
     return LycheeBackend(
         loaded,

@@ -7,6 +7,7 @@ answers at once and imports no torch or transformers.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -23,14 +24,28 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print a JSON list
     if as_json:
         typer.echo(json.dumps([spec.as_dict() for spec in specs], ensure_ascii=False, indent=2))
         return
-    table = Table(show_edge=False, show_lines=True)
-    for col in ("family", "title", "licence", "modalities", "fine-tuning", "status", "checkpoints"):
-        table.add_column(col, no_wrap=col in ("family", "licence", "checkpoints"), overflow="fold")  # names stay whole
-    for spec in specs:
-        row = (spec.name, spec.title, spec.licence, ", ".join(spec.modalities), spec.fine_tuning, spec.status,
-               "\n".join(spec.checkpoints))
-        table.add_row(*map(cell, row))
-    Console().print(table)
+    console = Console()
+    for spec in specs:  # one block per family: readable at any terminal width
+        console.print(f"[bold]{cell(spec.name)}[/bold]  {cell(spec.title)}")
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for key, value in (
+            ("licence", spec.licence), ("modalities", _modalities(spec)),
+            ("fine-tuning", spec.fine_tuning), ("status", spec.status), ("checkpoints", "\n".join(spec.checkpoints)),
+        ):
+            grid.add_row(f"  {key}", cell(value))
+        console.print(grid)
+        console.print()
+
+
+def _modalities(spec: Any) -> str:
+    """``text, image``; or per side where the family has a per-side rule (``queries: text; documents: image``)."""
+    if spec.query_modalities is None and spec.document_modalities is None:
+        return ", ".join(spec.modalities)
+    query = spec.query_modalities if spec.query_modalities is not None else spec.modalities
+    document = spec.document_modalities if spec.document_modalities is not None else spec.modalities
+    return f"queries: {', '.join(query)}; documents: {', '.join(document)}"
 
 
 app.command("models")(models)

@@ -51,9 +51,12 @@ class ScoreHead:
 
     def __init__(self, weight: torch.Tensor, yes_id: int, no_id: int, *, difference: bool) -> None:
         self.yes_id, self.no_id = yes_id, no_id
-        self.difference = difference
-        self.rows = weight[[no_id, yes_id]]  # a view of two rows: [no, yes]
         self.weight = weight
+        # Scoring reads two rows (and their difference): copied once here, since the output layer
+        # is frozen (fine-tuning trains LoRA layers of the decoder, never it).
+        with torch.no_grad():
+            self.rows = weight[[no_id, yes_id]].detach().clone()  # [no, yes]
+            self.difference_row = (weight[yes_id] - weight[no_id]).detach() if difference else None
 
     def pair_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """``[batch, 2]`` float32 logits of ``no`` and ``yes``: softmax of them is the score (training)."""
@@ -68,9 +71,8 @@ class ScoreHead:
         """(p(yes), yes logit, no logit) per row of ``hidden`` (``[batch, dim]``)."""
         two = torch.nn.functional.linear(hidden, self.rows.to(hidden.dtype)).float()
         no, yes = two[:, 0], two[:, 1]
-        if self.difference:
-            w = (self.weight[self.yes_id] - self.weight[self.no_id]).to(hidden.dtype)
-            margin = (hidden @ w).float()
+        if self.difference_row is not None:
+            margin = (hidden @ self.difference_row.to(hidden.dtype)).float()
         else:
             margin = yes - no
         return torch.sigmoid(margin).tolist(), yes.tolist(), no.tolist()
@@ -101,12 +103,26 @@ class FamilyAdapter(ABC):
     max_query_tokens: ClassVar[int]
     max_doc_tokens: ClassVar[int]
     image_token: ClassVar[str] = "<|image_pad|>"
+    query_first: ClassVar[bool] = True
+    """Whether the query's part precedes the document's in the prompt: the order images are handed
+    to the model in, and whether a prefix shared by a call's pairs may hold the query's images."""
+    notice: ClassVar[str | None] = None
+    """A notice users must see (a non-commercial licence, say): ``info()`` carries it as ``note``."""
+    training_refusal: ClassVar[str | None] = None
+    """Why ``lychee finetune`` cannot train this family (``None``: it can); said before any step."""
+
     @property
     def modalities(self) -> frozenset[str]:
         """What a query or document of this family may hold (its spec says); an image sent to a
         text-only family is refused when it is read (the query: a 422 / InputError; a document:
         its own error)."""
         return frozenset(self.spec.modalities)
+
+    def side_modalities(self, side: str) -> frozenset[str]:
+        """What a ``"query"`` or a ``"document"`` of this family may hold (its spec's per-side
+        rule, else :attr:`modalities`): MonoQwen2-VL reads text queries and image documents."""
+        own = self.spec.query_modalities if side == "query" else self.spec.document_modalities
+        return frozenset(own) if own is not None else self.modalities
 
     @property
     def name(self) -> str:

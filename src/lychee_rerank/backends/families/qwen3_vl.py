@@ -59,7 +59,10 @@ def smart_resize(height: int, width: int, min_pixels: int, max_pixels: int) -> t
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, transparent pixels on white (as the official preprocessing does)."""
+    """RGB, transparent pixels on white (as the official preprocessing does). An RGB image (every
+    decoded input is one) is returned as it is: no copy of its pixels before the resize."""
+    if image.mode == "RGB":
+        return image
     if image.mode == "RGBA":
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.split()[3])

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import FamilyAdapter, ScoreHead, single_token_id, yes_no_head  # noqa: F401 (re-exported)
+from .base import FamilyAdapter, ScoreHead, yes_no_head
 
 
 class QwenVLFamily(FamilyAdapter):
