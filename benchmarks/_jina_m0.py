@@ -11,7 +11,7 @@ compare ratios, not absolute numbers); ``max|d|`` is the largest score differenc
 Model: without ``--model``, :func:`lychee_rerank.testing.tiny_jina_m0.build` with larger sizes
 (hidden 256, 4 layers, vision 64 wide and 2 deep), random weights, real Qwen2 vocabulary.
 
-Usage: ``python -m benchmarks._jina_m0 [--model DIR] [--docs 32] [--images 8] [--device cpu] [--dtype float32]``
+Usage: ``python benchmarks/throughput.py --family jina_m0 [--quick]`` or ``python benchmarks/_jina_m0.py [--model DIR] [--docs 32] [--images 8] [--device cpu] [--dtype float32]``
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._common import max_abs_diff, noise_photo, print_table, timed
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import max_abs_diff, noise_photo, print_table, timed  # noqa: E402
 
 WORDS = ("the report says revenue grew while costs fell in the third quarter and the new factory in "
          "Shenzhen opened on time 北京 上海 市场 报告 增长 a black cat sleeps on a sunny window sill").split()
@@ -46,7 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--quick", action="store_true", help="a smaller model and fewer documents (smoke run)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.docs, args.images = min(args.docs, 8), min(args.images, 2)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from lychee_rerank import LycheeReranker

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, help="a MonoQwen2-VL adapter directory (default: a random one)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--pages", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     args = parser.parse_args(argv)
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         return [by_id[i] for i in range(len(b64))]
 
     def ours(query: str) -> list[float]:
-        return [r.score for r in sorted(engine.rerank(query, encoded, batch_size=8), key=lambda r: r.index)]
+        return [r.score for r in sorted(engine.rerank(query, encoded, batch_size=args.batch_size), key=lambda r: r.index)]
 
     rows = []
     for query in queries:

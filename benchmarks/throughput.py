@@ -31,11 +31,15 @@ pairs, in this process) and the engine; max|d| is against the README's scores.
 
 ``--family cross_encoder``: a sequence-classification cross-encoder (ms-marco-MiniLM-L6 size,
 random weights) against sentence-transformers' ``CrossEncoder.predict``; see ``_cross_encoder.py``.
+``--family jina_m0`` / ``--family mono_qwen2_vl``: against the one-pair reference loops
+(``_jina_m0.py``: the reference written from the published modelling code; ``_mono_qwen2_vl.py``:
+rerankers' ``MonoVLMRanker``, run unchanged).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -273,9 +277,12 @@ def main() -> None:
     parser.add_argument("--naive-repeats", type=int, default=1,
                         help="best of N runs of the (slow) naive loop (Qwen3-VL: of the official scorer; Qwen3-Reranker: of the "
                              "official README loop one pair per call); 0: skip it")
-    parser.add_argument("--family", choices=("qwen2_5_vl", "qwen3_vl", "qwen3_reranker", "cross_encoder"), default="qwen2_5_vl",
+    parser.add_argument("--family", choices=("qwen2_5_vl", "qwen3_vl", "qwen3_reranker", "cross_encoder", "jina_m0", "mono_qwen2_vl"),
+                        default="qwen2_5_vl",
                         help="qwen3_vl: Qwen3-VL-Reranker, against its official scorer (subprocess, transformers 4.57.3); "
-                             "qwen3_reranker: Qwen3-Reranker, against its official README loop (in process)")
+                             "qwen3_reranker: Qwen3-Reranker, against its official README loop (in process); cross_encoder: "
+                             "against CrossEncoder.predict; jina_m0: against the plain reference loop; mono_qwen2_vl: against "
+                             "rerankers' MonoVLMRanker")
     parser.add_argument("--official-batch", type=int, default=8,
                         help="qwen3_reranker: pairs per compute_logits(process_inputs(...)) call of the README loop")
     parser.add_argument("--only", default=None, help="run the scenarios whose name contains one of these (comma-separated)")
@@ -293,6 +300,12 @@ def main() -> None:
         from _cross_encoder import run as run_cross_encoder
 
         return run_cross_encoder(args)
+    if args.family in ("jina_m0", "mono_qwen2_vl"):  # one-pair reference loops (_jina_m0.py, _mono_qwen2_vl.py)
+        module = importlib.import_module(f"_{args.family}")
+        argv = ["--repeats", str(args.repeats), "--batch-size", str(args.batch_size)]
+        argv += ["--model", args.model] if args.model else []
+        argv += ["--quick"] if args.quick else []
+        return module.main(argv)
 
     t0 = time.perf_counter()
     model_dir = args.model or build(tempfile.mkdtemp(prefix="lychee-throughput-"), **(QUICK if args.quick else FULL))

@@ -15,21 +15,18 @@ from typing import Any
 
 import pytest
 
+from tests.family_support import built_once, library_reranker
+
 FAMILY = "cross_encoder"
 TEXT_ONLY = "reads text only"
-
-_checkpoints: dict[tuple, Path] = {}
 
 
 def tiny_cross_encoder_checkpoint(tmp_path_factory: pytest.TempPathFactory, seed: int = 0, **kwargs: Any) -> Path:
     """A tiny cross-encoder checkpoint, built once per process and (seed, options)."""
-    key = (seed, tuple(sorted(kwargs.items())))
-    if key not in _checkpoints:
-        from lychee_rerank.testing.tiny_cross_encoder import build
+    from lychee_rerank.testing.tiny_cross_encoder import build
 
-        name = "-".join(f"{k}-{v}" for k, v in sorted(kwargs.items())) or "default"
-        _checkpoints[key] = build(tmp_path_factory.mktemp(f"tiny-cross-encoder-{seed}-{name}"), seed=seed, **kwargs)
-    return _checkpoints[key]
+    name = "-".join(f"{k}-{v}" for k, v in sorted(kwargs.items())) or "default"
+    return built_once(tmp_path_factory, f"tiny-cross-encoder-{seed}-{name}", lambda out: build(out, seed=seed, **kwargs))
 
 
 def reference(model_dir: Path, **kwargs: Any) -> Any:
@@ -52,8 +49,4 @@ def cross_encoder_reference(cross_encoder_dir: Path) -> Any:
 @pytest.fixture(scope="session")
 def cross_encoder_reranker(cross_encoder_dir: Path) -> Any:
     """The library's cross-encoder on the tiny checkpoint: the yardstick of every surface's test."""
-    from lychee_rerank import LycheeReranker
-
-    rr = LycheeReranker.from_pretrained(cross_encoder_dir, device="cpu", dtype="float32")
-    assert rr.info["family"] == FAMILY
-    return rr
+    return library_reranker(cross_encoder_dir, FAMILY)

@@ -19,21 +19,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.family_support import built_once, library_reranker
+from tests.qwen3_vl_support import draw_png, library_scores, spread  # noqa: F401 - library_scores, spread: for the jina-m0 tests
+
 FAMILY = "jina_m0"
 LICENCE = "CC-BY-NC-4.0 (non-commercial)"
 QUERY = "a red circle on a blue background"
 TEXTS = ["a red circle on a blue background", "green triangles on white paper", "一只黑猫趴在窗台上", "stock market report"]
 
-_checkpoints: dict[int, Path] = {}
-
 
 def tiny_jina_m0_checkpoint(tmp_path_factory: pytest.TempPathFactory, seed: int = 0) -> Path:
     """The tiny jina-reranker-m0 checkpoint, built once per process and seed."""
-    if seed not in _checkpoints:
-        from lychee_rerank.testing.tiny_jina_m0 import build
+    from lychee_rerank.testing.tiny_jina_m0 import build
 
-        _checkpoints[seed] = build(tmp_path_factory.mktemp(f"tiny-jina-m0-{seed}"), seed=seed)
-    return _checkpoints[seed]
+    return built_once(tmp_path_factory, f"tiny-jina-m0-{seed}", lambda out: build(out, seed=seed))
 
 
 @pytest.fixture(scope="session")
@@ -53,30 +52,12 @@ def jina_m0_reference(jina_m0_dir: Path):
 @pytest.fixture(scope="session")
 def jina_m0_reranker(jina_m0_dir: Path):
     """The library's jina-reranker-m0 on the tiny checkpoint: the yardstick of every surface's test."""
-    from lychee_rerank import LycheeReranker
-
-    rr = LycheeReranker.from_pretrained(jina_m0_dir, device="cpu", dtype="float32")
-    assert rr.info["family"] == FAMILY
-    return rr
+    return library_reranker(jina_m0_dir, FAMILY)
 
 
 @pytest.fixture(scope="session")
 def jina_m0_pngs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three PNGs of different sizes and aspect ratios (one under the family's minimum pixels)."""
-    from tests.qwen3_vl_support import draw_png
-
     folder = tmp_path_factory.mktemp("jina-m0-pngs")
     return [draw_png(folder / f"jm0_{i}.png", size, seed=50 + i) for i, size in enumerate([(96, 64), (64, 128), (40, 48)])]
 
-
-def library_scores(reranker, query, documents, **kwargs) -> dict[int, float]:
-    """{document index: score} of ``reranker.rerank``; every document must have been scored."""
-    results = reranker.rerank(query, documents, **kwargs)
-    assert all(r.error is None for r in results), [r.error for r in results]
-    return {r.index: r.score for r in results}
-
-
-def spread(scores) -> float:
-    """Max - min of the scores: the pairs must differ, or a lost input would go unseen."""
-    values = list(scores.values()) if isinstance(scores, dict) else list(scores)
-    return max(values) - min(values)

@@ -19,22 +19,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.family_support import built_once, library_reranker
+
 FAMILY = "mono_qwen2_vl"
 #: The instruction part of MonoVLMRanker's default prompt_template (the engine's default instruction).
 DEFAULT_INSTRUCTION = (
     "Assert the relevance of the previous image document to the following query, answer True or False."
 )
 
-_checkpoints: dict[int, Path] = {}
-
 
 def tiny_mono_qwen2_vl_checkpoint(tmp_path_factory: pytest.TempPathFactory, seed: int = 0) -> Path:
     """The tiny MonoQwen2-VL adapter directory (its base beside it), built once per process and seed."""
-    if seed not in _checkpoints:
-        from lychee_rerank.testing.tiny_qwen2_vl import build_mono
+    from lychee_rerank.testing.tiny_qwen2_vl import build_mono
 
-        _checkpoints[seed] = build_mono(tmp_path_factory.mktemp(f"tiny-mono-qwen2-vl-{seed}"), seed=seed)
-    return _checkpoints[seed]
+    return built_once(tmp_path_factory, f"tiny-mono-qwen2-vl-{seed}", lambda out: build_mono(out, seed=seed))
 
 
 class Reference:
@@ -85,8 +83,4 @@ def mono_qwen2_vl_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]
 @pytest.fixture(scope="session")
 def mono_qwen2_vl_reranker(mono_qwen2_vl_dir: Path):
     """The library's MonoQwen2-VL on the tiny checkpoint: the yardstick of every surface's test."""
-    from lychee_rerank import LycheeReranker
-
-    rr = LycheeReranker.from_pretrained(mono_qwen2_vl_dir, device="cpu", dtype="float32")
-    assert rr.info["family"] == FAMILY
-    return rr
+    return library_reranker(mono_qwen2_vl_dir, FAMILY)

@@ -13,20 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.family_support import built_once, library_reranker
+
 FAMILY = "qwen3_reranker"
 #: Qwen3-Reranker's own default instruction (the README's): every surface uses it when none is given.
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 
-_checkpoints: dict[int, Path] = {}
-
 
 def tiny_qwen3_reranker_checkpoint(tmp_path_factory: pytest.TempPathFactory, seed: int = 0) -> Path:
     """The tiny Qwen3-Reranker checkpoint, built once per process and seed."""
-    if seed not in _checkpoints:
-        from lychee_rerank.testing.tiny_qwen3_reranker import build
+    from lychee_rerank.testing.tiny_qwen3_reranker import build
 
-        _checkpoints[seed] = build(tmp_path_factory.mktemp(f"tiny-qwen3-reranker-{seed}"), seed=seed)
-    return _checkpoints[seed]
+    return built_once(tmp_path_factory, f"tiny-qwen3-reranker-{seed}", lambda out: build(out, seed=seed))
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +44,4 @@ def qwen3_reranker_readme(qwen3_reranker_dir: Path):
 @pytest.fixture(scope="session")
 def qwen3_reranker_reranker(qwen3_reranker_dir: Path):
     """The library's Qwen3-Reranker on the tiny checkpoint: the yardstick of every surface's test."""
-    from lychee_rerank import LycheeReranker
-
-    rr = LycheeReranker.from_pretrained(qwen3_reranker_dir, device="cpu", dtype="float32")
-    assert rr.info["family"] == FAMILY
-    return rr
+    return library_reranker(qwen3_reranker_dir, FAMILY)

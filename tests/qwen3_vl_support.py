@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.family_support import library_reranker
+
 FAMILY = "qwen3_vl"
 #: Qwen3-VL-Reranker's own default instruction (the official scorer's), which every surface uses
 #: when none is given: not lychee's "Given a web search query ...".
@@ -53,11 +55,7 @@ def qwen3_vl_pngs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture(scope="session")
 def qwen3_vl_reranker(qwen3_vl_dir: Path):
     """The library's Qwen3-VL-Reranker on the tiny checkpoint: the yardstick of every surface."""
-    from lychee_rerank import LycheeReranker
-
-    rr = LycheeReranker.from_pretrained(qwen3_vl_dir, device="cpu", dtype="float32")
-    assert rr.info["family"] == FAMILY
-    return rr
+    return library_reranker(qwen3_vl_dir, FAMILY)
 
 
 def library_scores(reranker, query, documents, **kwargs) -> dict[int, float]:

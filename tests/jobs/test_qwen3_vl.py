@@ -4,98 +4,43 @@ candidate fails alone with its reason. As tests/jobs/test_batch.py does for lych
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
-
-from lychee_rerank.config import RerankerConfig
-from lychee_rerank.jobs.batch import read_output, run_batch
 
 from ..qwen3_vl_support import (  # noqa: F401 - shared fixtures
+    FAMILY,
     TEXTS,
-    library_scores,
     qwen3_vl_pngs,
     qwen3_vl_reranker,
-    spread,
 )
 from ..ray_support import ray_local  # noqa: F401 - the shared session fixture
+from .family_batch import check_command, check_ray_and_local, library_truth, picture_job
 
-TOL = 1e-5
+EXPECT = {"failed": ("image-query", 2, "video input is not supported")}  # the video candidate
 
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory, qwen3_vl_pngs: list[Path]) -> dict[str, Any]:
-    """A JSONL of grouped and flat records with relative image paths, an image query, a video
-    candidate; and per query_id what the library is asked (images resolved to the input's folder)."""
+    """Image paths relative to the input; an image query with text; a video candidate."""
     folder = tmp_path_factory.mktemp("q3-batch")
-    names = []
-    for p in qwen3_vl_pngs:
-        (folder / p.name).write_bytes(p.read_bytes())
-        names.append(p.name)
     (folder / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
-    records = [
-        {"query_id": "texts", "query": "a red circle", "candidates": TEXTS},
-        {"query_id": 7, "query": "which picture has a circle",
-         "candidates": [{"image": names[0]}, {"text": "a drawing", "image": names[1]}, "a circle", {"image": names[2]}]},
-        {"query_id": "image-query", "query": {"text": "like this", "image": names[2]},
-         "candidates": [{"image": names[0]}, "a small picture", {"video": "clip.mp4"}]},
-    ]
-    records += [{"query_id": "flat", "query": "green triangles", "candidate": c} for c in (TEXTS[1], {"image": names[1]})]
-    path = folder / "input.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-
-    def resolve(obj: Any) -> Any:
-        return {**obj, "image": folder / obj["image"]} if isinstance(obj, dict) and "image" in obj else obj
-
-    calls = {
-        "texts": ("a red circle", TEXTS),
-        7: ("which picture has a circle", [resolve(c) for c in records[1]["candidates"]]),
-        "image-query": (resolve(records[2]["query"]), [resolve(c) for c in records[2]["candidates"][:2]]),
-        "flat": ("green triangles", [TEXTS[1], resolve({"image": names[1]})]),
-    }
-    return {"path": path, "calls": calls}
+    names = [p.name for p in qwen3_vl_pngs]
+    return picture_job(folder, qwen3_vl_pngs, TEXTS, second={"text": "a drawing", "image": names[1]},
+                       image_query={"text": "like this", "image": names[2]}, failing={"video": "clip.mp4"},
+                       bare_images=False)
 
 
 @pytest.fixture(scope="module")
 def truth(job, qwen3_vl_reranker) -> dict[Any, dict[int, float]]:
-    out = {qid: library_scores(qwen3_vl_reranker, query, docs) for qid, (query, docs) in job["calls"].items()}
-    assert spread(out[7]) > 1e-4  # the pictures score apart
-    return out
-
-
-def check(records: list[dict], truth: dict[Any, dict[int, float]]) -> None:
-    by_id = {json.dumps(r["query_id"]): r for r in records}
-    assert sorted(by_id) == sorted(json.dumps(q) for q in truth) and len(records) == len(truth)
-    for qid, scores in truth.items():
-        results = {x["index"]: x for x in by_id[json.dumps(qid)]["results"]}
-        if qid == "image-query":  # the video candidate (index 2) fails alone, with its reason
-            video = results.pop(2)
-            assert "video input is not supported" in video["error"] and video["score"] == 0
-        assert {i: x["score"] for i, x in results.items()} == pytest.approx(scores, abs=TOL), qid
-        assert not any("error" in x for x in results.values())
+    return library_truth(qwen3_vl_reranker, job["calls"], 7, 1e-4)  # the pictures score apart
 
 
 def test_ray_actors_and_local_give_the_library_scores(ray_local, job, truth, qwen3_vl_dir, qwen3_vl_reranker, tmp_path):
-    spec = RerankerConfig(backend="lychee", model=str(qwen3_vl_dir), device="cpu", dtype="float32")  # family from config.json
-    summary = run_batch(job["path"], tmp_path / "ray.jsonl", spec, local=False, concurrency=2, num_cpus_per_actor=0.5,
-                        queries_per_batch=2)
-    check(read_output(tmp_path / "ray.jsonl"), truth)
-    assert (summary.queries, summary.pairs, summary.pair_errors, summary.query_errors) == (4, 13, 1, 0)
-
-    local = run_batch(job["path"], tmp_path / "local.jsonl", spec, local=True, reranker=qwen3_vl_reranker)
-    check(read_output(tmp_path / "local.jsonl"), truth)
-    assert local.pairs == summary.pairs
+    check_ray_and_local(job, truth, qwen3_vl_dir, qwen3_vl_reranker, tmp_path, counts=(4, 13, 1, 0),
+                        same_errors_locally=False, **EXPECT)
 
 
 def test_the_command_with_the_family_flag(job, truth, qwen3_vl_dir, tmp_path):
-    from lychee_rerank.cli import app
-
-    out = tmp_path / "cli.jsonl"
-    result = CliRunner().invoke(app, ["batch", str(job["path"]), str(out), "--local", "--backend", "lychee", "--model",
-                                      str(qwen3_vl_dir), "--family", "qwen3_vl", "--device", "cpu", "--dtype", "float32"])
-    assert result.exit_code == 0, result.output
-    check(read_output(out), truth)
-    assert "13 pairs" in result.output
+    check_command(job, truth, qwen3_vl_dir, FAMILY, tmp_path, pairs=13, **EXPECT)

@@ -22,6 +22,9 @@ import pytest
 import uvicorn
 from PIL import Image
 
+# The shared family checks assert in a helper module: rewrite it as pytest does test modules, for readable failures.
+pytest.register_assert_rewrite("tests.serving.family_checks")
+
 LOOPBACK = "127.0.0.1"
 
 

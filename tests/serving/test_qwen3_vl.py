@@ -10,15 +10,11 @@ One server per module loads the checkpoint itself (the family found from config.
 from __future__ import annotations
 
 import base64
-import math
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from lychee_rerank.inputs import InputError
-from lychee_rerank.serving.settings import ServerSettings
 
 from ..qwen3_vl_support import (  # noqa: F401 - shared fixtures
     DEFAULT_INSTRUCTION,
@@ -28,45 +24,20 @@ from ..qwen3_vl_support import (  # noqa: F401 - shared fixtures
     library_scores,
     qwen3_vl_pngs,
     qwen3_vl_reranker,
-    spread,
 )
-from ..ray_support import assert_same_answers, ray_local, serve_replicas  # noqa: F401 - ray_local: the shared fixture
-from .conftest import LiveServer, b64, data_uri, free_port, model_server
+from ..ray_support import ray_local  # noqa: F401 - the shared fixture
+from .conftest import b64, data_uri
+from .family_checks import (TOL, bytes_fixture, check_analyze, check_api_rerank, check_health_and_models,
+    check_raw_scores, check_ray_serve, check_rerank, check_score, check_score_pairs, check_tei_rerank, post,
+    server_fixture)
 
-TOL = 1e-5  # another model instance, other batch compositions: the FP32 parity tolerance
-
-
-@pytest.fixture(scope="module")
-def q3_server(qwen3_vl_dir: Path):
-    """The server loads the checkpoint itself, in the background, as `lychee serve` does."""
-    with model_server(qwen3_vl_dir) as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def pngs(qwen3_vl_pngs: list[Path]) -> list[bytes]:
-    return [p.read_bytes() for p in qwen3_vl_pngs]
-
-
-def post(live: LiveServer, path: str, body: Any) -> httpx.Response:
-    with live.client() as c:
-        return c.post(path, json=body)
-
-
-def tokens(reranker, query, documents) -> int:
-    """The model's own prompt-token count over the pairs (image tokens included)."""
-    return sum(r.tokens for r in reranker.rerank(query, documents))
+q3_server = server_fixture("qwen3_vl_dir")  # loads the checkpoint itself, as `lychee serve` does
+pngs = bytes_fixture("qwen3_vl_pngs")
 
 
 # --------------------------------------------------------------------------- service
 def test_health_and_models_name_the_family(q3_server, qwen3_vl_dir):
-    with q3_server.client() as c:
-        health = c.get("/health").json()
-        assert (health["status"], health["backend"], health["family"]) == ("ok", "lychee", FAMILY)
-        assert (health["model"], health["device"], health["dtype"]) == (str(qwen3_vl_dir), "cpu", "float32")
-        for path in ("/v1/models", "/models"):
-            (card,) = c.get(path).json()["data"]
-            assert (card["id"], card["family"]) == (str(qwen3_vl_dir), FAMILY)
+    check_health_and_models(q3_server, qwen3_vl_dir, FAMILY)
 
 
 # --------------------------------------------------------------------------- /v1/rerank (Cohere, Jina, vLLM, infinity)
@@ -82,17 +53,7 @@ def test_v1_rerank_texts_and_images_in_every_shape_match_the_library(q3_server, 
         "stock market report",
     ]
     library_docs = [documents[0], a, {"text": "a drawing", "image": b}, {"text": "shapes", "image": c}, c, documents[5]]
-    library = library_scores(qwen3_vl_reranker, QUERY, library_docs)
-    assert spread(library) > 1e-4
-    for path in ("/v1/rerank", "/v2/rerank"):
-        r = post(q3_server, path, {"query": QUERY, "documents": documents, "model": "anything"})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        assert {x["index"]: x["relevance_score"] for x in body["results"]} == pytest.approx(library, abs=TOL)
-        assert [x["index"] for x in body["results"]] == sorted(library, key=lambda i: -library[i])
-        usage = body["usage"]
-        assert (usage["documents"], usage["scored"], usage["images"]) == (6, 6, 4)
-        assert usage["prompt_tokens"] == tokens(qwen3_vl_reranker, QUERY, library_docs)
+    check_rerank(q3_server, qwen3_vl_reranker, QUERY, documents, library_docs, min_spread=1e-4, usage=(6, 6, 4))
 
     # An image query (text + image), vLLM's {"content": [parts]} documents (one per part), an
     # instruction, infinity's raw scores (the yes - no logit).
@@ -101,25 +62,14 @@ def test_v1_rerank_texts_and_images_in_every_shape_match_the_library(q3_server, 
                                                       {"type": "text", "text": "a red circle"}]},
             "instruction": "Find the matching picture.", "raw_scores": True}
     r = post(q3_server, "/v1/rerank", body)
-    assert r.status_code == 200, r.text
     results = qwen3_vl_reranker.rerank({"text": "this picture", "image": a}, [b, "a red circle"],
                                        instruction="Find the matching picture.")
-    raw = {x["index"]: x["relevance_score"] for x in r.json()["results"]}
-    assert raw == pytest.approx({x.index: x.yes_logit - x.no_logit for x in results}, abs=1e-4)
-    assert {i: 1 / (1 + math.exp(-v)) for i, v in raw.items()} == pytest.approx({x.index: x.score for x in results}, abs=TOL)
+    check_raw_scores(r, results, lambda x: x.yes_logit - x.no_logit)
 
 
 # --------------------------------------------------------------------------- TEI /rerank
 def test_tei_rerank_and_its_cohere_shape_match_the_library(q3_server, qwen3_vl_reranker, pngs):
-    library = library_scores(qwen3_vl_reranker, QUERY, TEXTS)
-    r = post(q3_server, "/rerank", {"query": QUERY, "texts": TEXTS, "return_text": True, "truncate": False})
-    assert r.status_code == 200, r.text
-    ranked = r.json()
-    assert [x["index"] for x in ranked] == sorted(library, key=lambda i: -library[i])  # a bare array, best first
-    assert {x["index"]: x["score"] for x in ranked} == pytest.approx(library, abs=TOL)
-    assert all(x["text"] == TEXTS[x["index"]] for x in ranked)
-    raw = post(q3_server, "/rerank", {"query": QUERY, "texts": TEXTS, "raw_scores": True}).json()
-    assert {x["index"]: 1 / (1 + math.exp(-x["score"])) for x in raw} == pytest.approx(library, abs=TOL)
+    check_tei_rerank(q3_server, qwen3_vl_reranker, QUERY, TEXTS)
 
     # /rerank with `documents` is /v1/rerank: an image document too.
     docs = [TEXTS[0], {"image": data_uri(pngs[0])}]
@@ -134,49 +84,25 @@ def test_vllm_score_one_query_and_pairs_with_images_match_the_library(q3_server,
     a, b, _ = pngs
     parts = [{"type": "text", "text": TEXTS[0]}, {"type": "image_url", "image_url": {"url": data_uri(a)}},
              {"type": "image", "image": b64(b)}]
-    expected = library_scores(qwen3_vl_reranker, QUERY, [TEXTS[0], a, b])
-    for path in ("/score", "/v1/score"):
-        r = post(q3_server, path, {"model": "x", "text_1": QUERY, "text_2": {"content": parts}})
-        assert r.status_code == 200, r.text
-        data = r.json()["data"]
-        assert [d["index"] for d in data] == [0, 1, 2]  # input order
-        assert {d["index"]: d["score"] for d in data} == pytest.approx(expected, abs=TOL)
-        assert r.json()["usage"]["prompt_tokens"] == tokens(qwen3_vl_reranker, QUERY, [TEXTS[0], a, b])
+    check_score(q3_server, qwen3_vl_reranker, QUERY, {"content": parts}, [TEXTS[0], a, b])
 
     # N pairs: text_1[i] against text_2[i], an image query among them.
-    text_1 = [QUERY, {"text": "what is drawn", "image": data_uri(b)}]
-    r = post(q3_server, "/score", {"text_1": text_1, "text_2": [TEXTS[1], TEXTS[2]]})
-    assert r.status_code == 200, r.text
-    got = [d["score"] for d in r.json()["data"]]
-    want = [qwen3_vl_reranker.rerank(QUERY, [TEXTS[1]])[0].score,
-            qwen3_vl_reranker.rerank({"text": "what is drawn", "image": b}, [TEXTS[2]])[0].score]
-    assert got == pytest.approx(want, abs=TOL)
+    check_score_pairs(q3_server, qwen3_vl_reranker, "/score", [QUERY, {"text": "what is drawn", "image": data_uri(b)}],
+                      [TEXTS[1], TEXTS[2]], [(QUERY, TEXTS[1]), ({"text": "what is drawn", "image": b}, TEXTS[2])])
 
 
 # --------------------------------------------------------------------------- /api/rerank (the article's shape)
 def test_api_rerank_matches_the_library_with_logits(q3_server, qwen3_vl_reranker, pngs):
-    body = {"query": {"text": QUERY, "image": None},
-            "documents": [{"text": TEXTS[0], "image": None}, {"text": "a photo", "image": data_uri(pngs[1])},
-                          {"text": None, "image": data_uri(pngs[2])}], "mode": "single"}
-    r = post(q3_server, "/api/rerank", body)
-    assert r.status_code == 200, r.text
-    results = r.json()["results"]
-    library = {x.index: x for x in qwen3_vl_reranker.rerank(QUERY, [TEXTS[0], {"text": "a photo", "image": pngs[1]}, pngs[2]])}
-    for x in results:
-        lib = library[x["index"]]
-        assert (x["score"], x["yes_logit"], x["no_logit"]) == pytest.approx((lib.score, lib.yes_logit, lib.no_logit), abs=1e-4)
-        assert x["score"] == pytest.approx(lib.score, abs=TOL) and x["rank"] == lib.rank
+    documents = [{"text": TEXTS[0], "image": None}, {"text": "a photo", "image": data_uri(pngs[1])},
+                 {"text": None, "image": data_uri(pngs[2])}]
+    check_api_rerank(q3_server, qwen3_vl_reranker, QUERY, documents, [TEXTS[0], {"text": "a photo", "image": pngs[1]}, pngs[2]])
 
 
 # --------------------------------------------------------------------------- /v1/analyze
 def test_analyze_shows_the_family_prompt_default_instruction_and_the_library_score(q3_server, qwen3_vl_reranker, pngs):
-    r = post(q3_server, "/v1/analyze", {"query": "a red circle", "document": {"text": "a drawing", "image": b64(pngs[0])}})
-    assert r.status_code == 200, r.text
-    data = r.json()
-    lib = qwen3_vl_reranker.rerank("a red circle", [{"text": "a drawing", "image": pngs[0]}])[0]
-    assert data["score"] == pytest.approx(lib.score, abs=TOL)
-    assert (data["yes_logit"], data["no_logit"]) == pytest.approx((lib.yes_logit, lib.no_logit), abs=1e-4)
-    assert data["instruction"] == DEFAULT_INSTRUCTION and data["backend"] == "lychee"
+    data = check_analyze(q3_server, qwen3_vl_reranker, "a red circle", {"text": "a drawing", "image": b64(pngs[0])},
+                         {"text": "a drawing", "image": pngs[0]})
+    assert data["instruction"] == DEFAULT_INSTRUCTION
     prompt = data["prompt"]
     assert f"<Instruct>: {DEFAULT_INSTRUCTION}" in prompt and "<Query>:a red circle" in prompt
     assert prompt.count("<|image_pad|>") == 1  # the placeholder, not the expanded visual tokens
@@ -240,12 +166,7 @@ def test_a_video_over_http_gets_a_clear_error_not_a_score(q3_server, path, body)
 
 # --------------------------------------------------------------------------- Ray Serve
 def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local, q3_server, qwen3_vl_dir, pngs):
-    """As tests/serving/test_ray_serve.py, on the Qwen3-VL checkpoint: texts, images, an image
-    query, an instruction, top_n, a bad document, a bad query; then concurrent load."""
-    pytest.importorskip("ray.serve")
-
-    settings = ServerSettings(backend="lychee", model=str(qwen3_vl_dir), device="cpu", dtype="float32",
-                              host="127.0.0.1", port=free_port())
+    """Texts, images, an image query, an instruction, top_n, a bad document, a bad query."""
     requests = [
         {"query": QUERY, "documents": [*TEXTS, {"image": data_uri(pngs[0])}]},
         {"query": {"text": "this picture", "image": data_uri(pngs[1])},
@@ -254,6 +175,4 @@ def test_ray_serve_two_replicas_answer_like_the_single_process_server(ray_local,
         {"query": "anything", "documents": ["fine", {"image": "data:image/png;base64,bm90IGFuIGltYWdl"}]},
         {"query": "", "documents": ["x"]},
     ]
-    with serve_replicas(settings) as ray_client, q3_server.client() as one:
-        assert ray_client.get("/health").json()["family"] == FAMILY
-        assert_same_answers(ray_client, one, requests, concurrent_calls=8, tol=TOL)
+    check_ray_serve(q3_server, qwen3_vl_dir, FAMILY, requests)

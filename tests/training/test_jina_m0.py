@@ -4,42 +4,20 @@ command stop before any step with a message that says so, write nothing, and lea
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
-from lychee_rerank.backends.families import FAMILIES
-from lychee_rerank.training.finetune import finetune
-
 from ..jina_m0_support import FAMILY, jina_m0_reranker  # noqa: F401 - shared fixtures
+from .not_applicable import check_finetune_refused, train_file  # noqa: F401 - train_file: the shared fixture
 
 pytest.importorskip("peft")
-
-
-@pytest.fixture()
-def train_file(tmp_path):
-    records = [{"query": "a red circle", "positives": ["a big red circle"], "negatives": ["a stock market report"]},
-               {"query": "一只猫", "document": "一只黑猫趴在窗台上", "label": 1},
-               {"query": "一只猫", "document": "股票市场报告", "label": 0}]
-    path = tmp_path / "train.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 @pytest.mark.parametrize("given", ["directory", "reranker"])
 def test_finetune_refuses_jina_m0_before_training(given, jina_m0_dir, jina_m0_reranker, train_file, tmp_path):
     model = str(jina_m0_dir) if given == "directory" else jina_m0_reranker
-    out = tmp_path / "adapter"
-    before = [r.score for r in jina_m0_reranker.rerank("a circle", ["one red circle", "a report"])]
-    with pytest.raises(ValueError) as caught:
-        finetune(model, train_file, None, output_dir=out, max_steps=1, device="cpu", dtype="float32", progress=False)
-    message = str(caught.value)
-    assert f"fine-tuning does not apply to the {FAMILY} family" in message
-    assert FAMILIES[FAMILY].fine_tuning in message and "MLP" in message
-    assert not out.exists() or not any(out.iterdir())
-    after = [r.score for r in jina_m0_reranker.rerank("a circle", ["one red circle", "a report"])]
-    assert before == after  # the reranker is untouched
+    message = check_finetune_refused(model, jina_m0_reranker, FAMILY, train_file, tmp_path / "adapter", dtype="float32")
+    assert "MLP" in message
     assert not any(type(m).__module__.startswith("peft") for m in jina_m0_reranker.backend.model.modules())
 
 

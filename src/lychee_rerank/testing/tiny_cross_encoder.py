@@ -26,11 +26,12 @@ Usage: ``python -m lychee_rerank.testing.tiny_cross_encoder OUT_DIR [--seed N] [
 
 from __future__ import annotations
 
-import argparse
 import json
 import zipfile
 from pathlib import Path
 from typing import Any, Literal, Optional
+
+from .tiny_pieces import seed_parser
 
 #: bert-base-uncased's WordPiece vocabulary size.
 BERT_VOCAB_SIZE = 30522
@@ -182,9 +183,7 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = seed_parser(__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     parser.add_argument("--num-labels", type=int, default=1)
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None)

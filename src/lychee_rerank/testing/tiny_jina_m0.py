@@ -20,11 +20,11 @@ Usage: ``python -m lychee_rerank.testing.tiny_jina_m0 OUT_DIR [--seed N]``
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from pathlib import Path
 from typing import Any
 
+from .tiny_pieces import seed_main
 from .tiny_qwen2_vl import PROBE_QUERIES, config_dict, new_model, probe_images, save_weights, write_files
 
 LOGIT_BIAS = 2.65
@@ -118,11 +118,7 @@ def build(out_dir: str | Path, seed: int = 0, **config_overrides: Any) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    print(build(args.out_dir, seed=args.seed))
+    seed_main(build, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ Usage: ``python -m lychee_rerank.testing.tiny_model OUT_DIR [--seed N]``
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+
+from .tiny_pieces import QWEN2_VL_PREPROCESSOR, save_sharded, seed_parser
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -261,7 +262,6 @@ def build(
     if vocab not in ("toy", "qwen2"):
         raise ValueError(f"unknown vocab {vocab!r}: use 'toy' or 'qwen2'")
     import torch
-    from safetensors.torch import save_file
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     out = Path(out_dir)
@@ -325,23 +325,7 @@ def build(
     _spread_yes_no(model, tok, ids["<|image_pad|>"])
 
     # Save with the 4.x key names (model.*, visual.*, lm_head.*) in two shards + index.
-    state = {}
-    for key, value in model.state_dict().items():
-        key = key.replace("model.language_model.", "model.").replace("model.visual.", "visual.")
-        state[key] = value.detach().contiguous().clone()
-    keys = sorted(state)
-    shards = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
-    weight_map = {}
-    total = 0
-    for i, shard_keys in enumerate(shards, start=1):
-        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-        save_file({k: state[k] for k in shard_keys}, str(out / name), metadata={"format": "pt"})
-        for k in shard_keys:
-            weight_map[k] = name
-            total += state[k].numel() * state[k].element_size()
-    (out / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
-    )
+    save_sharded(model.state_dict(), out, tied=False)
     (out / "config.json").write_text(json.dumps(config_dict, indent=2))
     (out / "generation_config.json").write_text(
         json.dumps(
@@ -356,29 +340,14 @@ def build(
         )
     )
     (out / "preprocessor_config.json").write_text(
-        json.dumps(
-            {
-                "min_pixels": 3136,
-                "max_pixels": 12845056,
-                "patch_size": 14,
-                "temporal_patch_size": 2,
-                "merge_size": 2,
-                "image_mean": [0.48145466, 0.4578275, 0.40821073],
-                "image_std": [0.26862954, 0.26130258, 0.27577711],
-                "image_processor_type": "Qwen2VLImageProcessor",
-                "processor_class": "Qwen2_5_VLProcessor",
-            },
-            indent=2,
-        )
+        json.dumps({**QWEN2_VL_PREPROCESSOR, "processor_class": "Qwen2_5_VLProcessor"}, indent=2)
     )
     (out / "chat_template.json").write_text(json.dumps({"chat_template": CHAT_TEMPLATE}, indent=2))
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = seed_parser(__doc__)
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)

@@ -21,13 +21,13 @@ Usage: ``python -m lychee_rerank.testing.tiny_qwen2_vl OUT_DIR [--seed N] [--bas
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from .tiny_model import build_qwen2_tokenizer
+from .tiny_model import _mrope_section, build_qwen2_tokenizer  # Qwen2-VL's split is Qwen2.5-VL's
+from .tiny_pieces import QWEN2_VL_PREPROCESSOR, drawn_images, legacy_key, save_sharded, seed_parser
 
 VOCAB_SIZE = 151936
 #: Qwen2-VL-2B-Instruct's chat template (``chat_template.json``): the system turn is added when the
@@ -52,17 +52,7 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-PREPROCESSOR_CONFIG = {
-    "min_pixels": 3136,
-    "max_pixels": 12845056,
-    "patch_size": 14,
-    "temporal_patch_size": 2,
-    "merge_size": 2,
-    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-    "image_std": [0.26862954, 0.26130258, 0.27577711],
-    "image_processor_type": "Qwen2VLImageProcessor",
-    "processor_class": "Qwen2VLProcessor",
-}
+PREPROCESSOR_CONFIG = QWEN2_VL_PREPROCESSOR
 #: rerankers' MonoVLMRanker prompt (the one MonoQwen2-VL was trained with).
 MONO_PROMPT = (
     "Assert the relevance of the previous image document to the following query, answer True or False. "
@@ -70,13 +60,6 @@ MONO_PROMPT = (
 )
 #: The LoRA of the tiny adapter: the language model's projections.
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def _mrope_section(head_dim: int) -> list[int]:
-    """head_dim/2 rotary pairs over (t, h, w) in Qwen2-VL's proportions (16/24/24 at 128)."""
-    half = head_dim // 2
-    hw = 3 * half // 8
-    return [half - 2 * hw, hw, hw]
 
 
 def config_dict(
@@ -159,45 +142,14 @@ def new_model(out: Path, seed: int) -> Any:
     return Qwen2VLForConditionalGeneration(Qwen2VLConfig.from_pretrained(out)).eval()
 
 
-def legacy_key(key: str) -> str:
-    """A transformers-5 state-dict key under its 4.x name (the published checkpoints' names)."""
-    return key.replace("model.language_model.", "model.").replace("model.visual.", "visual.")
-
-
 def save_weights(state: dict, out: Path, tied: bool = True) -> None:
     """Two safetensors shards + index under the 4.x key names (no ``lm_head.weight`` when tied)."""
-    from safetensors.torch import save_file
-
-    tensors = {legacy_key(k): v.detach().contiguous().clone() for k, v in state.items()
-               if not (tied and k == "lm_head.weight")}
-    keys = sorted(tensors)
-    shards = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
-    weight_map, total = {}, 0
-    for i, shard_keys in enumerate(shards, start=1):
-        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-        save_file({k: tensors[k] for k in shard_keys}, str(out / name), metadata={"format": "pt"})
-        for k in shard_keys:
-            weight_map[k] = name
-            total += tensors[k].numel() * tensors[k].element_size()
-    (out / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
-    )
+    save_sharded(state, out, tied)
 
 
 def probe_images() -> list[Any]:
     """Small drawn images of several sizes (gradients and a block): 4 to ~60 visual tokens."""
-    import numpy as np
-    from PIL import Image
-
-    images = []
-    sizes = [(64, 64), (96, 64), (40, 120), (128, 96), (250, 180), (300, 120), (190, 160), (90, 90)]
-    for k, (w, h) in enumerate(sizes):
-        yy, xx = np.mgrid[0:h, 0:w]
-        channels = [xx * 255 // (w - 1), yy * 255 // (h - 1), (xx + yy) * 255 // (w + h - 2)]
-        pixels = np.stack(channels[k % 3 :] + channels[: k % 3], axis=-1).astype(np.uint8)
-        pixels[h // 4 : h // 2, w // 3 : 2 * w // 3] = (30 * k, 200, 255 - 30 * k)
-        images.append(Image.fromarray(pixels, "RGB"))
-    return images
+    return drawn_images([(64, 64), (96, 64), (40, 120), (128, 96), (250, 180), (300, 120), (190, 160), (90, 90)])
 
 
 PROBE_QUERIES = [
@@ -328,9 +280,7 @@ def build_mono(out_dir: str | Path, seed: int = 0, *, rank: int = 8, lora_std: f
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = seed_parser(__doc__)
     parser.add_argument("--base-only", action="store_true", help="only the Qwen2-VL base checkpoint")
     args = parser.parse_args(argv)
     print(build_base(args.out_dir, seed=args.seed) if args.base_only else build_mono(args.out_dir, seed=args.seed))

@@ -16,12 +16,12 @@ Usage: ``python -m lychee_rerank.testing.tiny_qwen3_reranker OUT_DIR [--seed N]`
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 # The probes that spread the scores are prompts of the family's form.
 from ..backends.families.qwen3_reranker import DEFAULT_INSTRUCTION, PREFIX, SUFFIX
+from .tiny_pieces import seed_main
 from .tiny_qwen3_vl import QWEN3_ADDED_TOKENS, build_qwen3_tokenizer, save_weights, spread_tied_yes_no
 
 #: 151,643 BPE tokens plus Qwen3's 26 added tokens (the embedding rows of Qwen3-Reranker-0.6B).
@@ -133,11 +133,7 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    print(build(args.out_dir, seed=args.seed))
+    seed_main(build, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Usage: ``python -m lychee_rerank.testing.tiny_qwen3_vl OUT_DIR [--seed N]``
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,7 @@ from typing import Callable
 from ..backends.families.qwen3_vl import DEFAULT_INSTRUCTION as RERANKER_DEFAULT_INSTRUCTION
 from ..prompt import SYSTEM_PROMPT as RERANKER_SYSTEM
 from .tiny_model import QWEN_ADDED_TOKENS, SPECIAL_TOKENS, build_qwen2_tokenizer
+from .tiny_pieces import drawn_images, seed_parser
 
 #: Qwen3's added tokens after Qwen2.5-VL's 151643..151664; none of them is "special".
 QWEN3_EXTRA_TOKENS = ["<tool_response>", "</tool_response>", "<think>", "</think>"]
@@ -193,18 +193,7 @@ def _config_dict(
 def _probe_images() -> list["object"]:
     """Small drawn images (gradients and a block) of several sizes, sides already multiples of 32
     as the official scorer's resize (qwen_vl_utils) leaves them: 4 to 60 visual tokens."""
-    import numpy as np
-    from PIL import Image
-
-    images = []
-    sizes = [(64, 64), (96, 64), (32, 128), (128, 96), (256, 192), (320, 128), (192, 160), (96, 96)]
-    for k, (w, h) in enumerate(sizes):
-        yy, xx = np.mgrid[0:h, 0:w]
-        channels = [xx * 255 // (w - 1), yy * 255 // (h - 1), (xx + yy) * 255 // (w + h - 2)]
-        pixels = np.stack(channels[k % 3 :] + channels[: k % 3], axis=-1).astype(np.uint8)
-        pixels[h // 4 : h // 2, w // 3 : 2 * w // 3] = (30 * k, 200, 255 - 30 * k)
-        images.append(Image.fromarray(pixels, "RGB"))
-    return images
+    return drawn_images([(64, 64), (96, 64), (32, 128), (128, 96), (256, 192), (320, 128), (192, 160), (96, 96)])
 
 
 def _probe_inputs(processor: "object") -> list[tuple[str, dict]]:
@@ -341,9 +330,7 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = seed_parser(__doc__)
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)

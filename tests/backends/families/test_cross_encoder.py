@@ -28,22 +28,10 @@ from lychee_rerank.backends.families import FAMILIES, detect
 from lychee_rerank.inputs import Content, InputError
 from tests.cross_encoder_support import FAMILY, TEXT_ONLY, reference, tiny_cross_encoder_checkpoint
 
+from .parity import DOCS_EN, DOCS_ZH, assert_spread, engine_scores, noise_png
+
 TOL = 1e-5
 
-DOCS_EN = [
-    "The capital of China is Beijing.",
-    "Gravity is a force that attracts two bodies towards each other. It gives weight to physical objects "
-    "and is responsible for the movement of planets around the sun.",
-    "a black cat sleeping on a sofa",
-    "the quick brown fox jumps over the lazy dog",
-    "Paris is the capital and largest city of France.",
-    "coffee cup on a wooden table, 2 3 4",
-    "北京是中华人民共和国的首都。",
-    "stock market report for the second quarter",
-    "photosynthesis converts light energy into chemical energy",
-]
-DOCS_ZH = ["北京是中国的首都。", "一只黑猫趴在窗台上，旁边有一杯咖啡。", "上海是中国最大的城市之一", "The capital of China is Beijing.",
-           "万有引力是物体之间相互吸引的力", "今天的天气很好"]
 CALLS = [
     ("What is the capital of China?", DOCS_EN),
     ("Explain gravity", DOCS_EN),
@@ -58,12 +46,6 @@ def predict(ce, query: str, docs: list[str]) -> list[float]:
     return [float(x) for x in ce.predict([[query, d] for d in docs], batch_size=32)]
 
 
-def engine_scores(reranker: LycheeReranker, query: str, docs: list, batch_size: int = 8, **kwargs) -> list[float]:
-    results = reranker.rerank(query, docs, batch_size=batch_size, **kwargs)
-    assert all(r.error is None for r in results), [r.error for r in results]
-    return [r.score for r in sorted(results, key=lambda r: r.index)]
-
-
 @pytest.fixture(scope="module")
 def expected(cross_encoder_reference) -> list[list[float]]:
     return [predict(cross_encoder_reference, q, docs) for q, docs in CALLS]
@@ -71,15 +53,11 @@ def expected(cross_encoder_reference) -> list[list[float]]:
 
 @pytest.fixture(scope="module")
 def png(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ce") / "picture.png"
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), "RGB").save(path)
-    return path
+    return noise_png(tmp_path_factory.mktemp("ce") / "picture.png")
 
 
 def test_the_reference_scores_spread(expected):
-    flat = [s for call in expected for s in call]
-    assert np.std(flat) > 0.05 and min(flat) < 0.3 and max(flat) > 0.7, flat  # an engine returning a constant fails
+    assert_spread(expected, low=0.3, high=0.7)
 
 
 def test_the_checkpoint_has_the_published_layout(cross_encoder_dir):

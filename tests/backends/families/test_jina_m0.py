@@ -24,22 +24,10 @@ from lychee_rerank.backends.families import FAMILIES, detect
 from lychee_rerank.inputs import Content, to_content
 from tests.jina_m0_support import FAMILY, LICENCE  # noqa: F401 - fixtures come from the plugin
 
+from .parity import DOCS_EN, DOCS_ZH, assert_spread, engine_scores
+
 TOL = 1e-5
 
-DOCS_EN = [
-    "The capital of China is Beijing.",
-    "Gravity is a force that attracts two bodies towards each other. It gives weight to physical objects "
-    "and is responsible for the movement of planets around the sun.",
-    "a black cat sleeping on a sofa",
-    "the quick brown fox jumps over the lazy dog",
-    "Paris is the capital and largest city of France.",
-    "coffee cup on a wooden table, 2 3 4",
-    "北京是中华人民共和国的首都。",
-    "stock market report for the second quarter",
-    "photosynthesis converts light energy into chemical energy",
-]
-DOCS_ZH = ["北京是中国的首都。", "一只黑猫趴在窗台上，旁边有一杯咖啡。", "上海是中国最大的城市之一", "The capital of China is Beijing.",
-           "万有引力是物体之间相互吸引的力", "今天的天气很好"]
 #: Documents that begin alike (over 16 tokens): the only case where a document-first prompt has a
 #: prefix long enough for the shared-prefix KV cache.
 SHARED = [f"Annual report of the Example Corporation for the fiscal year 2024, part {k}: {topic}"
@@ -65,15 +53,8 @@ def reference_scores(jina_m0_reference, jina_m0_pngs) -> list[list[float]]:
     return [jina_m0_reference.scores(q, docs) for q, docs in calls(jina_m0_pngs)]
 
 
-def _engine_scores(reranker: LycheeReranker, query, docs, batch_size: int, **kwargs) -> list[float]:
-    results = reranker.rerank(query, docs, batch_size=batch_size, **kwargs)
-    assert all(r.error is None for r in results), [r.error for r in results]
-    return [r.score for r in sorted(results, key=lambda r: r.index)]
-
-
 def test_the_reference_scores_spread(reference_scores):
-    flat = [s for call in reference_scores for s in call]
-    assert np.std(flat) > 0.05 and min(flat) < 0.4 and max(flat) > 0.6, flat  # an engine returning a constant fails
+    assert_spread(reference_scores)
 
 
 def test_the_family_is_found_from_config_json_and_its_licence_is_noticed(jina_m0_dir, caplog):
@@ -129,7 +110,7 @@ def test_engine_equals_the_reference_cold_and_warm(jina_m0_dir, jina_m0_pngs, re
     reranker = LycheeReranker.from_pretrained(jina_m0_dir, device="cpu", dtype="float32", **kwargs)
     for run in ("cold", "warm"):
         for (query, docs), expected in zip(calls(jina_m0_pngs), reference_scores):
-            got = _engine_scores(reranker, query, docs, batch_size)
+            got = engine_scores(reranker, query, docs, batch_size)
             assert got == pytest.approx(expected, abs=TOL), (run, query, batch_size, prefix_cache)
     stats = reranker.backend.stats
     assert (stats["prefix_batches"] > 0) == prefix_cache, stats  # the SHARED call continued from its prefix
@@ -176,8 +157,8 @@ def test_the_head_logit_and_bias_are_the_records_logits(jina_m0_reranker, jina_m
 
 def test_an_instruction_is_not_part_of_the_input(jina_m0_reranker):
     query, docs = "What is the capital of China?", DOCS_EN[:3]
-    plain = _engine_scores(jina_m0_reranker, query, docs, 8)
-    assert _engine_scores(jina_m0_reranker, query, docs, 8, instruction="Find the passage.") == pytest.approx(plain, abs=1e-7)
+    plain = engine_scores(jina_m0_reranker, query, docs, 8)
+    assert engine_scores(jina_m0_reranker, query, docs, 8, instruction="Find the passage.") == pytest.approx(plain, abs=1e-7)
 
 
 def test_image_and_text_on_one_side_reach_the_model(jina_m0_reranker, jina_m0_pngs):

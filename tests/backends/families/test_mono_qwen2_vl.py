@@ -16,7 +16,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -24,6 +23,8 @@ from lychee_rerank import LycheeReranker
 from lychee_rerank.backends.families import FAMILIES, detect
 from lychee_rerank.inputs import Content, InputError
 from tests.qwen2_vl_support import DEFAULT_INSTRUCTION, FAMILY, Reference
+
+from .parity import assert_spread, engine_scores
 
 TOL = 1e-5
 CUSTOM = "Does this page answer the question? Answer True or False."
@@ -51,15 +52,8 @@ def reference_scores(mono_qwen2_vl_reference, custom_reference, mono_qwen2_vl_im
     return out
 
 
-def _engine_scores(reranker: LycheeReranker, query, docs, instruction=None, batch_size: int = 8) -> list[float]:
-    results = reranker.rerank(query, docs, instruction=instruction, batch_size=batch_size)
-    assert all(r.error is None for r in results), [r.error for r in results]
-    return [r.score for r in sorted(results, key=lambda r: r.index)]
-
-
 def test_the_reference_scores_spread(reference_scores):
-    flat = [s for call in reference_scores for s in call]
-    assert np.std(flat) > 0.05 and min(flat) < 0.4 and max(flat) > 0.6, flat  # an engine returning a constant fails
+    assert_spread(reference_scores)
 
 
 def test_the_family_is_found_from_the_adapter_and_its_base(mono_qwen2_vl_dir, mono_qwen2_vl_reranker):
@@ -79,8 +73,8 @@ def test_the_adapter_matters(mono_qwen2_vl_dir, mono_qwen2_vl_reranker, mono_qwe
     """The base without the adapter (family named) scores differently: the LoRA was loaded, not skipped."""
     base = LycheeReranker.from_pretrained(mono_qwen2_vl_dir.parent / "base", family=FAMILY, device="cpu", dtype="float32")
     query = "a cat sitting on a window sill"
-    with_adapter = _engine_scores(mono_qwen2_vl_reranker, query, mono_qwen2_vl_images)
-    without = _engine_scores(base, query, mono_qwen2_vl_images)
+    with_adapter = engine_scores(mono_qwen2_vl_reranker, query, mono_qwen2_vl_images)
+    without = engine_scores(base, query, mono_qwen2_vl_images)
     assert max(abs(a - b) for a, b in zip(with_adapter, without)) > 0.05, (with_adapter, without)
 
 
@@ -121,7 +115,7 @@ def test_engine_equals_the_reference_cold_and_warm(mono_qwen2_vl_dir, reference_
     assert reranker.info["family"] == FAMILY
     for run in ("cold", "warm"):  # warm: the vision cache holds every image
         for (query, picks, instruction), expected in zip(CALLS, reference_scores):
-            got = _engine_scores(reranker, query, [mono_qwen2_vl_images[k] for k in picks], instruction, batch_size)
+            got = engine_scores(reranker, query, [mono_qwen2_vl_images[k] for k in picks], batch_size, instruction=instruction)
             assert got == pytest.approx(expected, abs=TOL), (run, query, instruction, batch_size, prefix_cache)
     stats = reranker.backend.stats
     assert (stats["prefix_batches"] > 0) == (prefix_cache == "forced"), stats

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from lychee_rerank import LycheeReranker
 from lychee_rerank.backends.families import FAMILIES, detect
@@ -23,22 +21,10 @@ from lychee_rerank.serving.settings import ServerSettings
 from tests.qwen3_reranker_support import DEFAULT_INSTRUCTION, FAMILY
 from tests.serving.conftest import LiveServer, data_uri
 
+from .parity import DOCS_EN, DOCS_ZH, assert_spread, engine_scores, noise_png
+
 TOL = 1e-5
 
-DOCS_EN = [
-    "The capital of China is Beijing.",
-    "Gravity is a force that attracts two bodies towards each other. It gives weight to physical objects "
-    "and is responsible for the movement of planets around the sun.",
-    "a black cat sleeping on a sofa",
-    "the quick brown fox jumps over the lazy dog",
-    "Paris is the capital and largest city of France.",
-    "coffee cup on a wooden table, 2 3 4",
-    "北京是中华人民共和国的首都。",
-    "stock market report for the second quarter",
-    "photosynthesis converts light energy into chemical energy",
-]
-DOCS_ZH = ["北京是中国的首都。", "一只黑猫趴在窗台上，旁边有一杯咖啡。", "上海是中国最大的城市之一", "The capital of China is Beijing.",
-           "万有引力是物体之间相互吸引的力", "今天的天气很好"]
 CALLS = [
     ("What is the capital of China?", DOCS_EN, None),                                       # README default instruction
     ("Explain gravity", DOCS_EN, "Given a question, find the passage that explains the physics"),
@@ -61,21 +47,11 @@ def rr(qwen3_reranker_dir) -> LycheeReranker:
 
 @pytest.fixture(scope="module")
 def png(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("q3r") / "picture.png"
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), "RGB").save(path)
-    return path
-
-
-def _engine_scores(reranker: LycheeReranker, query: str, docs: list[str], instruction, batch_size: int) -> list[float]:
-    results = reranker.rerank(query, docs, instruction=instruction, batch_size=batch_size)
-    assert all(r.error is None for r in results), [r.error for r in results]
-    return [r.score for r in sorted(results, key=lambda r: r.index)]
+    return noise_png(tmp_path_factory.mktemp("q3r") / "picture.png")
 
 
 def test_the_readme_scores_spread(readme_scores):
-    flat = [s for call in readme_scores for s in call]
-    assert np.std(flat) > 0.05 and min(flat) < 0.4 and max(flat) > 0.6, flat  # an engine returning a constant fails
+    assert_spread(readme_scores)
 
 
 def test_the_family_is_found_from_config_json(qwen3_reranker_dir, rr):
@@ -102,7 +78,7 @@ def test_engine_equals_the_readme_cold_and_warm(qwen3_reranker_dir, readme_score
     assert reranker.info["family"] == FAMILY
     for run in ("cold", "warm"):
         for (query, docs, instruction), expected in zip(CALLS, readme_scores):
-            got = _engine_scores(reranker, query, docs, instruction, batch_size)
+            got = engine_scores(reranker, query, docs, batch_size, instruction=instruction)
             assert got == pytest.approx(expected, abs=TOL), (run, query, instruction, batch_size, prefix_cache)
     stats = reranker.backend.stats
     assert (stats["prefix_batches"] > 0) == prefix_cache, stats
