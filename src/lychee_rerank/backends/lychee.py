@@ -242,8 +242,6 @@ class LycheeBackend(Backend):
         # In prompt order: the query's image first unless the family writes the document first.
         sides = (query, document) if self.family.query_first else (document, query)
         images = [c.raw_image for c in sides if c.raw_image is not None]
-        if images and not self.reads_images:
-            raise ValueError(f"the {self.family.name} model family reads text only: an image cannot be scored by it")
         hashes = [c.image_hash for c in sides if c.raw_image is not None]
         keys = [self._image_key(im, h) for im, h in zip(images, hashes)]
         grids = [self.grid(im) for im in images]

@@ -43,8 +43,7 @@ def _modalities(spec: Any) -> str:
     """``text, image``; or per side where the family has a per-side rule (``queries: text; documents: image``)."""
     if spec.query_modalities is None and spec.document_modalities is None:
         return ", ".join(spec.modalities)
-    query = spec.query_modalities if spec.query_modalities is not None else spec.modalities
-    document = spec.document_modalities if spec.document_modalities is not None else spec.modalities
+    query, document = spec.side_modalities("query"), spec.side_modalities("document")
     return f"queries: {', '.join(query)}; documents: {', '.join(document)}"
 
 

@@ -58,6 +58,11 @@ class FamilySpec:
         module, _, attr = self.adapter_path.partition(":")
         return getattr(importlib.import_module(module), attr)()
 
+    def side_modalities(self, side: str) -> tuple[str, ...]:
+        """What a ``"query"`` or a ``"document"`` may hold: the per-side rule, else :attr:`modalities`."""
+        own = self.query_modalities if side == "query" else self.document_modalities
+        return own if own is not None else self.modalities
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "title": self.title, "model_types": list(self.model_types),

@@ -121,8 +121,7 @@ class FamilyAdapter(ABC):
     def side_modalities(self, side: str) -> frozenset[str]:
         """What a ``"query"`` or a ``"document"`` of this family may hold (its spec's per-side
         rule, else :attr:`modalities`): MonoQwen2-VL reads text queries and image documents."""
-        own = self.spec.query_modalities if side == "query" else self.spec.document_modalities
-        return frozenset(own) if own is not None else self.modalities
+        return frozenset(self.spec.side_modalities(side))
 
     @property
     def name(self) -> str:
