@@ -42,3 +42,20 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.2e}" if (v != 0 and abs(v) < 1e-2) else f"{v:.2f}"
     return str(v)
+
+
+def interleaved(runs: dict[str, tuple[int, Callable[[], Any]]]) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Best time and last scores of each scorer (name: (repeats, run)), runs interleaved
+    (a, b, c, a, b, c, ...): load on a shared machine drifts within a scenario, and each scorer
+    should see the same drift. A run returns its scores, or (seconds, scores) when it times itself."""
+    best = {name: float("inf") for name in runs}
+    got: dict[str, list[float]] = {}
+    for i in range(max(n for n, _ in runs.values())):
+        for name, (n, fn) in runs.items():
+            if i >= n:
+                continue
+            seconds, value = timed(fn)
+            if isinstance(value, tuple):
+                seconds, value = value
+            best[name], got[name] = min(best[name], seconds), value
+    return best, got

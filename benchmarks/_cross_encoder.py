@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from _common import max_abs_diff, print_table, timed
+from _common import interleaved, max_abs_diff, print_table
 
 CE_BATCH = 32
 
@@ -130,19 +130,16 @@ def engine_runner(rr: Any, scenario: CEScenario, batch_size: int) -> Callable[[]
 
 
 def measure(scenario: CEScenario, runs: dict[str, tuple[int, Callable[[], list[float]]]]) -> dict[str, Any]:
-    best = {name: float("inf") for name in runs}
-    got: dict[str, list[float]] = {}
-    for i in range(max(n for n, _ in runs.values())):
-        for name, (n, fn) in runs.items():
-            if i < n:
-                seconds, value = timed(fn)
-                best[name], got[name] = min(best[name], seconds), value
+    best, got = interleaved(runs)
     n = len(scenario.pairs)
     row: dict[str, Any] = {"scenario": scenario.name, "pairs": n}
     row.update({f"{k} p/s": n / best[k] for k in runs})
     engines = ("engine", "engine@8", "engine/budget")
     for k in engines:
         row[f"{k} / CE"] = best["CrossEncoder"] / best[k]
+    for k in ("naive", "batched"):  # the brief's yardsticks, same run
+        if k in best:
+            row[f"engine / {k}"] = best[k] / best["engine"]
     row["max|d| engine"] = max(max_abs_diff(got[k], got["CrossEncoder"]) for k in engines)
     row["max|d| batched"] = max_abs_diff(got["batched"], got["CrossEncoder"])
     return row

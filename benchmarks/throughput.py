@@ -45,12 +45,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import max_abs_diff, print_table, timed  # noqa: E402
+from _common import interleaved, max_abs_diff, print_table  # noqa: E402
 from _official import OfficialScorer, ReadmeLoop  # noqa: E402
 from _scenarios import Scenario, build_scenarios  # noqa: E402
 
@@ -105,23 +105,6 @@ def engine_runner(rr: LycheeReranker, scenario: Scenario, batch_size: int) -> Ca
         return run_engine(rr, scenario, batch_size)
 
     return run
-
-
-def interleaved(runs: dict[str, tuple[int, Callable[[], Any]]]) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Best time and last scores of each scorer (name: (repeats, run)), runs interleaved
-    (a, b, c, a, b, c, ...): load on a shared machine drifts within a scenario, and each scorer
-    should see the same drift. A run returns its scores, or (seconds, scores) when it times itself."""
-    best = {name: float("inf") for name in runs}
-    got: dict[str, list[float]] = {}
-    for i in range(max(n for n, _ in runs.values())):
-        for name, (n, fn) in runs.items():
-            if i >= n:
-                continue
-            seconds, value = timed(fn)
-            if isinstance(value, tuple):
-                seconds, value = value
-            best[name], got[name] = min(best[name], seconds), value
-    return best, got
 
 
 def measure(scenario: Scenario, naive: NaiveReference, batched: PlainBatchedScorer, rr: LycheeReranker,
