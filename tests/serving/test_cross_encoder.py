@@ -70,6 +70,7 @@ def test_analyze_shows_the_pair_as_the_model_reads_it(ce_server, cross_encoder_r
     data = check_analyze(ce_server, cross_encoder_reranker, QUERY, TEXTS[0], TEXTS[0], logits=None)
     assert data["instruction"] == ""  # a cross-encoder has none
     assert data["prompt"] == "[CLS] what is the capital of china? [SEP] the capital of china is beijing. [SEP]"
+    assert data["messages"] is None  # a tokenizer pair, not a chat
     check_text_only_analyze(ce_server, QUERY, TEXTS[0], PICTURE, TEXT_ONLY)
 
 

@@ -62,6 +62,7 @@ def test_api_rerank_and_analyze_match_the_library(jm0_server, jina_m0_reranker, 
 
     data = check_analyze(jm0_server, jina_m0_reranker, "a red circle", {"image": b64(pngs[0])}, pngs[0])
     assert data["prompt"] == "**Document**:\n<|vision_start|><|image_pad|><|vision_end|>\n**Query**:\na red circle"
+    assert data["messages"] is None  # one plain document-first string, not a chat
 
 
 def test_an_over_long_document_is_truncated_and_a_corrupt_image_fails_alone(jm0_server, jina_m0_reranker):

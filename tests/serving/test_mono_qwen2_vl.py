@@ -75,6 +75,9 @@ def test_api_rerank_and_analyze(mono_server, mono_qwen2_vl_reranker, mono_qwen2_
                          logits=None)
     assert data["instruction"] == DEFAULT_INSTRUCTION
     assert f"{DEFAULT_INSTRUCTION} The query is: {QUERY_ZH}" in data["prompt"] and "<|image_pad|>" in data["prompt"]
+    # Its own single user turn (the image, then the instruction and query): no system message.
+    assert data["messages"] == [{"role": "user", "content": [
+        {"type": "image"}, {"type": "text", "text": f"{DEFAULT_INSTRUCTION} The query is: {QUERY_ZH}"}]}]
     r = post(mono_server, "/v1/analyze", {"query": QUERY, "document": "a text document"})
     assert r.status_code == 422 and IMAGE_ONLY in r.json()["error"]["message"], r.text
 

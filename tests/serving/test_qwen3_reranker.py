@@ -81,6 +81,7 @@ def test_analyze_shows_the_family_prompt_default_instruction_and_the_library_sco
     assert f"<Instruct>: {DEFAULT_INSTRUCTION}" in prompt and f"<Query>: {QUERY_ZH}" in prompt
     assert f"<Document>: {TEXTS[2]}" in prompt and "<|image_pad|>" not in prompt
     assert not data.get("images")
+    assert data["messages"] is None  # the official prompt is one raw string
     check_text_only_analyze(q3r_server, QUERY, TEXTS[0], PICTURE, TEXT_ONLY)
 
 

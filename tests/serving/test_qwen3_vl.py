@@ -107,6 +107,8 @@ def test_analyze_shows_the_family_prompt_default_instruction_and_the_library_sco
     assert f"<Instruct>: {DEFAULT_INSTRUCTION}" in prompt and "<Query>:a red circle" in prompt
     assert prompt.count("<|image_pad|>") == 1  # the placeholder, not the expanded visual tokens
     assert data["images"] == [{"side": "document", "width": 96, "height": 64}]
+    user = "".join("<image>" if p["type"] == "image" else p["text"] for p in data["messages"][-1]["content"])
+    assert "<Query>:a red circle" in user and user.endswith("<Document>:<image>a drawing"), data["messages"]
 
 
 # --------------------------------------------------------------------------- video: refused, never scored

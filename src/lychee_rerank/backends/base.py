@@ -127,6 +127,14 @@ class Backend(ABC):
         """The text the model reads for one pair, where the backend has one (``None`` otherwise)."""
         return None
 
+    def prompt_messages(self, query: Content, document: Content, instruction: str) -> list[dict[str, Any]] | None:
+        """The chat messages of one pair before templating (``/v1/analyze``), ``None`` where the
+        model reads no chat. Default: :attr:`prompt_spec`'s messages (a backend without a chat
+        template, e.g. lite, shows these as its plain rendering)."""
+        from ..prompt import build_messages
+
+        return build_messages(query, document, instruction, spec=self.prompt_spec).messages
+
     def training_view(self) -> TrainingView:
         """The part of the backend fine-tuning uses; backends that cannot be trained refuse."""
         raise ValueError(f"fine-tuning needs the model backend, got {self.name!r}")

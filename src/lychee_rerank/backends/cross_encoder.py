@@ -272,6 +272,10 @@ class CrossEncoderBackend(Backend):
         pair = self._tokenize(0, [document.text], query.text)[0]
         return self.tokenizer.decode(pair.features["input_ids"])
 
+    def prompt_messages(self, query: Content, document: Content, instruction: str) -> None:
+        """None: a cross-encoder reads a tokenizer pair, not chat messages."""
+        return None
+
     # ------------------------------------------------------------------ tokenization
     @staticmethod
     def _make_cutter(tokenizer: Any) -> PromptTokenizer | None:

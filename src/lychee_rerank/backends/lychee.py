@@ -294,6 +294,10 @@ class LycheeBackend(Backend):
         cut exactly as scoring cuts it, so what ``/v1/analyze`` shows is what was scored."""
         return self.prepare(0, query, document, instruction).text
 
+    def prompt_messages(self, query: Content, document: Content, instruction: str) -> list[dict[str, Any]] | None:
+        """The family's own messages (``None`` for a family whose prompt is a plain string)."""
+        return self.family.messages(query, document, instruction, self.scoring)
+
     def batches(self, pairs: list[Pair], batch_size: int, offset: int = 0) -> list[list[Pair]]:
         """Sort by length and pack under ``batch_size`` pairs and ``max_batch_tokens`` padded tokens."""
         return pack_batches(pairs, batch_size, self.max_batch_tokens, offset)

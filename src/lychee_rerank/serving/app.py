@@ -27,7 +27,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..engine import LycheeReranker
 from ..inputs import return_freed_pixels
-from ..prompt import build_messages
 from ..results import RerankResult
 from . import dialects, offline_docs
 from .metrics import ServerMetrics
@@ -221,14 +220,14 @@ async def analyze(body: AnalyzeRequest, service: Service) -> AnalyzeResponse:
     document = prepared.contents[0]
     assert document is not None
     used = instruction if instruction is not None else rr.backend.default_instruction  # none asked: the family's
-    messages = build_messages(prepared.query, document, used, spec=rr.backend.prompt_spec).messages
+    messages = rr.backend.prompt_messages(prepared.query, document, used)
 
     def job(cancel: threading.Event) -> tuple[RerankResult, str]:
         result = rr.rerank(
             prepared.query, [document], instruction=instruction, batch_size=1, progress=service.batch_observer(cancel)
         )[0]
         text = rr.backend.render_prompt(prepared.query, document, instruction)
-        return result, text or plain_prompt(messages)
+        return result, text or plain_prompt(messages or [])
 
     service.metrics.documents.labels("/v1/analyze").inc()
     result, prompt_text = await service.on_model("/v1/analyze", t0, job)

@@ -329,7 +329,11 @@ class AnalyzeResponse(BaseModel):
         description="The prompt as the model sees it, images as placeholders (the chat-templated text for the "
         "lychee backend; a plain rendering of the messages for backends without a chat template, e.g. lite).",
     )
-    messages: list[dict[str, Any]] = Field(..., description="Chat messages before templating ({'type': 'image'} for images).")
+    messages: Optional[list[dict[str, Any]]] = Field(
+        None,
+        description="Chat messages before templating ({'type': 'image'} for images); null where the model reads no "
+        "chat (jina-reranker-m0 and Qwen3-Reranker read one plain string, a cross-encoder a tokenizer pair).",
+    )
     images: list[ImageInfo]
     truncated: bool = False
     evidence: dict[str, Any] = Field(default_factory=dict, description="Backend-specific reasons (lite backend).")

@@ -152,16 +152,25 @@ class FamilyAdapter(ABC):
         """The tokenizer inside what :meth:`load` returned as the processor (a text family may return the tokenizer itself)."""
         return getattr(processor, "tokenizer", processor)
 
-    def render(self, processor: Any, query: Any, document: Any, instruction: str, mode: str) -> str:
-        """The prompt text of one pair (images as their placeholders); user texts arrive as markers.
+    def messages(self, query: Any, document: Any, instruction: str, mode: str) -> list[dict[str, Any]] | None:
+        """The chat messages of one pair before templating, or ``None`` for a family whose prompt is
+        a plain string (what ``/v1/analyze`` shows must be what the model reads, not a generic chat).
 
         Default: the family's :class:`~lychee_rerank.prompt.PromptSpec` through
-        :func:`~lychee_rerank.prompt.build_messages` and the checkpoint's chat template.
+        :func:`~lychee_rerank.prompt.build_messages`.
         """
         from ...prompt import build_messages
 
-        prompt = build_messages(query, document, instruction, mode=mode, spec=self.prompt)
-        return processor.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
+        return build_messages(query, document, instruction, mode=mode, spec=self.prompt).messages
+
+    def render(self, processor: Any, query: Any, document: Any, instruction: str, mode: str) -> str:
+        """The prompt text of one pair (images as their placeholders); user texts arrive as markers.
+
+        Default: :meth:`messages` through the checkpoint's chat template.
+        """
+        messages = self.messages(query, document, instruction, mode)
+        assert messages is not None, f"{type(self).__name__} renders a plain string: it overrides render()"
+        return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def backbone(self, model: Any) -> Any:
         """The module whose forward returns ``last_hidden_state`` (the language model under the head)."""

@@ -204,6 +204,10 @@ class JinaM0Family(Qwen2VLAdapter):
             raise ValueError("this model has no jina-reranker-m0 score head (model.score)")
         return MLPScoreHead(mlp)
 
+    def messages(self, query: Any, document: Any, instruction: str, mode: str) -> None:
+        """None: jina-reranker-m0 reads a plain document-first string, not chat messages."""
+        return None
+
     def render(self, processor: Any, query: Any, document: Any, instruction: str, mode: str) -> str:
         def side(content: Any) -> str:
             return (VISION if content.has_image else "") + (content.text or "")

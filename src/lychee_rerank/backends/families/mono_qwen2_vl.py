@@ -66,11 +66,10 @@ class MonoQwen2VLFamily(Qwen2VLAdapter):
         model.name_or_path = str(name)
         return Loaded(model.to(device).eval(), loaded.processor, loaded.attn_implementation)
 
-    def render(self, processor: Any, query: Any, document: Any, instruction: str, mode: str) -> str:
+    def messages(self, query: Any, document: Any, instruction: str, mode: str) -> list[dict[str, Any]]:
         text = f"{instruction}{QUERY_GLUE}{query.text or ''}"
         content: list[dict] = [{"type": "image"}] if document.raw_image is not None else []
-        messages = [{"role": "user", "content": [*content, {"type": "text", "text": text}]}]
-        return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return [{"role": "user", "content": [*content, {"type": "text", "text": text}]}]
 
     def head(self, model: Any, tokenizer: Any) -> ScoreHead:
         ids = {}

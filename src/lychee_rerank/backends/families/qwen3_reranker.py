@@ -65,6 +65,10 @@ class Qwen3RerankerFamily(FamilyAdapter):
     def tokenizer(self, processor: Any) -> Any:
         return processor
 
+    def messages(self, query: Any, document: Any, instruction: str, mode: str) -> None:
+        """None: Qwen3-Reranker's official prompt is one raw string (its chat markers written out), not chat messages."""
+        return None
+
     def render(self, processor: Any, query: Any, document: Any, instruction: str, mode: str) -> str:
         body = BODY.format(instruction=instruction, query=query.text or "", doc=document.text or "")
         return f"{PREFIX}{body}{SUFFIX}"
