@@ -26,3 +26,17 @@ def library_reranker(model_dir: Path, family: str) -> Any:
     rr = LycheeReranker.from_pretrained(model_dir, device="cpu", dtype="float32")
     assert rr.info["family"] == family
     return rr
+
+
+def hub_snapshot(cache: Path, hub_id: str, directory: Path, commit: str = "0" * 40) -> Path:
+    """Copy checkpoint ``directory`` into hub cache ``cache`` as ``hub_id`` (the hub's on-disk
+    layout: ``models--org--name/refs/main`` + ``snapshots/<commit>/``), so that with
+    ``HF_HUB_CACHE=cache HF_HUB_OFFLINE=1`` the hub id resolves as a downloaded one does."""
+    import shutil
+
+    repo = cache / ("models--" + hub_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    shutil.copytree(directory, snapshot)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot

@@ -204,8 +204,8 @@ def attach_adapter(model: Any, adapter: str | Path, merge: bool = False, key_map
 
     require("train", "loading a LoRA adapter")
     from peft import PeftModel
-    if not Path(adapter).exists() and os.environ.get("HF_HUB_OFFLINE"):
-        raise OSError(f"adapter {adapter!r} not found locally and HF_HUB_OFFLINE is set")
+
+    adapter = _adapter_dir(adapter)
     with warnings.catch_warnings():  # peft probes a property transformers 5 deprecates
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         if key_mapping is None:
@@ -218,6 +218,23 @@ def attach_adapter(model: Any, adapter: str | Path, merge: bool = False, key_map
             if unloaded:
                 raise ValueError(f"LoRA adapter {adapter!r} does not fit the model: {unloaded[0][:500]}")
     return peft_model.merge_and_unload() if merge else peft_model
+
+
+def _adapter_dir(adapter: str | Path) -> Path:
+    """A local adapter directory, or a hub id's snapshot (from the hub cache when offline): the
+    same path as a base model's hub id, so a published adapter loads air-gapped once cached."""
+    path = Path(adapter).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_absolute() or str(adapter).startswith((".", "~")) or path.exists():
+        raise OSError(f"LoRA adapter {str(adapter)!r}: no such directory")
+    from huggingface_hub import snapshot_download
+
+    try:  # the adapter's own files only: a repo may hold other things beside it
+        return Path(snapshot_download(str(adapter), allow_patterns=["adapter_config.json", "adapter_model.*"]))
+    except Exception as exc:  # noqa: BLE001 - offline and not cached, unknown repo, no access: one message
+        hint = "HF_HUB_OFFLINE is set and it is not in the hub cache" if os.environ.get("HF_HUB_OFFLINE") else "is the hub reachable?"
+        raise OSError(f"LoRA adapter {str(adapter)!r} is not a local directory nor on the hub ({hint}): {exc}") from exc
 
 
 @contextlib.contextmanager

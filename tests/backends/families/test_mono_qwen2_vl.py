@@ -187,3 +187,40 @@ def test_an_adapter_whose_weights_do_not_fit_is_refused_not_ignored(mono_qwen2_v
     save_file({k.replace(".layers.", ".blocks."): v for k, v in load_file(str(weights)).items()}, str(weights))
     with pytest.raises(ValueError, match="does not fit the model"):
         LycheeReranker.from_pretrained(broken, device="cpu", dtype="float32")
+
+
+_BY_HUB_ID = """
+import json, sys
+from lychee_rerank import LycheeReranker
+rr = LycheeReranker.from_pretrained(sys.argv[1], device="cpu", dtype="float32")
+print(json.dumps([r.score for r in sorted(rr.rerank(sys.argv[2], sys.argv[3:]), key=lambda r: r.index)]))
+"""
+
+
+def test_the_published_adapter_loads_by_hub_id_from_the_cache_offline(mono_qwen2_vl_dir, mono_qwen2_vl_reranker,
+                                                                      mono_qwen2_vl_images, tmp_path):
+    """As a user with the hub cache and no network: adapter and base both by hub id (the published
+    adapter_config.json names its base by id). Same scores as the local directories."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.family_support import hub_snapshot
+
+    cache = tmp_path / "hub"
+    hub_snapshot(cache, "Qwen/Qwen2-VL-2B-Instruct", mono_qwen2_vl_dir.parent / "base")
+    adapter = hub_snapshot(cache, "lightonai/MonoQwen2-VL-v0.1", mono_qwen2_vl_dir)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "Qwen/Qwen2-VL-2B-Instruct"}))
+    images = [str(p) for p in mono_qwen2_vl_images[:3]]
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-c", _BY_HUB_ID, "lightonai/MonoQwen2-VL-v0.1", CALLS[0][0], *images],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    want = [r.score for r in sorted(mono_qwen2_vl_reranker.rerank(CALLS[0][0], images), key=lambda r: r.index)]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == pytest.approx(want, abs=TOL)
+
+    shutil.rmtree(cache / "models--lightonai--MonoQwen2-VL-v0.1")  # not cached: a clear error, not a hang
+    run = subprocess.run([sys.executable, "-c", _BY_HUB_ID, "lightonai/MonoQwen2-VL-v0.1", "q", images[0]],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode != 0 and "lightonai/MonoQwen2-VL-v0.1" in run.stderr and "HF_HUB_OFFLINE" in run.stderr, run.stderr[-3000:]
