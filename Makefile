@@ -67,4 +67,4 @@ bench: setup-all
 	$(PY) benchmarks/lite_gallery.py
 
 clean:
-	rm -rf .cache .pytest_cache
+	rm -rf .cache .pytest_cache site
