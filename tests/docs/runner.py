@@ -49,9 +49,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+from lychee_rerank.testing.processes import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -344,20 +345,10 @@ def _server(args: list[str], env: dict, cwd: Path, log: Path, timeout: float = 3
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                sink.seek(0)
-                raise DocsExampleError(f"lychee serve {' '.join(args)} exited early:\n{sink.read()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise DocsExampleError(f"lychee serve {' '.join(args)} not healthy after {timeout} s")
-            time.sleep(0.5)
+        try:
+            wait_healthy(proc, f"{base}/health", sink, timeout, f"lychee serve {' '.join(args)}")
+        except (RuntimeError, TimeoutError) as exc:
+            raise DocsExampleError(str(exc)) from exc
         yield base
     finally:
         _stop(proc)

@@ -9,10 +9,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+from lychee_rerank.testing.processes import wait_healthy
 
 from ..serving.conftest import free_port
 
@@ -45,19 +45,7 @@ def running_ui(*args: str, env: dict | None = None, timeout: float = 180, log: P
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                sink.seek(0)
-                raise RuntimeError(f"lychee ui exited early:\n{sink.read()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise TimeoutError("lychee ui did not become healthy")
+        wait_healthy(proc, f"{url}/_stcore/health", sink, timeout, "lychee ui")
         yield url
     finally:
         stop_session(proc)
