@@ -60,8 +60,8 @@ RUN --mount=type=secret,id=hostca \
     && wheel="$(echo /tmp/dist/lychee_rerank-*.whl)" \
     && /opt/venv/bin/pip install --no-cache-dir "${wheel}[${EXTRAS}]" \
     && rm -rf /tmp/dist
-# Configuration is LYCHEE_* variables (every `lychee serve` flag has one: LYCHEE_API_KEY,
-# LYCHEE_MODEL, LYCHEE_MAX_DOCUMENTS, ...). None is set here but where the server listens: with no
+# Configuration is LYCHEE_* variables, one per ServerSettings field (LYCHEE_API_KEY, LYCHEE_MODEL,
+# LYCHEE_MAX_DOCUMENTS, LYCHEE_REQUEST_TIMEOUT_S, ...; docs/guides/container.md lists the names). None is set here but where the server listens: with no
 # LYCHEE_MODEL and no model in the cache volume it serves the lite backend, and /health says so.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

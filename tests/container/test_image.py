@@ -90,7 +90,7 @@ def test_api_on_lite_ranks_the_matching_photo_first_and_stops_on_sigterm(image: 
                 assert results[0]["relevance_score"] > results[1]["relevance_score"]
         took, code = box.stop(grace_s=10)
         run.record(api_stop_s=round(took, 2), api_stop_exit_code=code)
-        assert took < 10 and code in (0, 143), (took, code, box.logs())  # 137 would be SIGKILL after the grace
+        assert took < 10 and code == 0, (took, code, box.logs())  # uvicorn's own clean stop; 137 would be SIGKILL after the grace
 
 
 def test_api_on_a_mounted_checkpoint_matches_the_library_and_enforces_the_key(image: str, run: Run, photos, tiny_checkpoint):
@@ -118,7 +118,7 @@ def test_api_on_a_mounted_checkpoint_matches_the_library_and_enforces_the_key(im
         for index, score in expected.items():
             assert abs(served[index] - score) < 1e-5, (served, expected)
         took, code = box.stop(grace_s=10)
-        assert took < 10 and code in (0, 143), (took, code, box.logs())
+        assert took < 10 and code == 0, (took, code, box.logs())
 
 
 def test_ui_role_answers_its_health_check_and_serves_the_page(image: str, run: Run):
@@ -141,7 +141,7 @@ def test_ui_role_answers_its_health_check_and_serves_the_page(image: str, run: R
             page.get_by_role("button", name=t("rerank", "en")).wait_for(timeout=180_000)
             assert page.get_by_role("tab", name=t("tab_gallery", "en")).count() == 1
         took, code = box.stop(grace_s=10)
-        assert took < 10 and code != 137, (took, code, box.logs())
+        assert took < 10 and code in (0, 143), (took, code, box.logs())  # SIGTERM reached Streamlit; 137: SIGKILL after the grace
 
 
 def test_a_broken_entrypoint_fails_the_health_check(image: str, run: Run, tmp_path):
