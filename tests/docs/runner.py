@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Iterator
 
 from lychee_rerank.testing.processes import wait_healthy
+from tests.family_support import hub_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -291,11 +292,7 @@ def ensure_checkpoint(hub_id: str, cache: Path | None = None) -> Path:
                 cfg["base_model_name_or_path"] = ADAPTER_BASE[hub_id]
                 cfg_path.write_text(json.dumps(cfg, indent=2))
             shutil.rmtree(repo, ignore_errors=True)
-            (repo / "snapshots").mkdir(parents=True)
-            (repo / "refs").mkdir()
-            shutil.move(str(built), snapshot)
-            (repo / "refs" / "main").write_text(stamp)
-        return snapshot
+            return hub_snapshot(cache, hub_id, built, stamp)
 
 
 def ids_on_page(page: Page, text: str | None = None) -> list[str]:

@@ -223,12 +223,13 @@ def attach_adapter(model: Any, adapter: str | Path, merge: bool = False, key_map
 def _adapter_dir(adapter: str | Path) -> Path:
     """A local adapter directory, or a hub id's snapshot (from the hub cache when offline): the
     same path as a base model's hub id, so a published adapter loads air-gapped once cached."""
-    path = Path(adapter).expanduser()
-    if path.is_dir():
-        return path
-    if path.is_absolute() or str(adapter).startswith((".", "~")) or path.exists():
-        raise OSError(f"LoRA adapter {str(adapter)!r}: no such directory")
     from huggingface_hub import snapshot_download
+
+    from .families import local_dir
+
+    path = local_dir(adapter, what="LoRA adapter")
+    if path is not None:
+        return path
 
     try:  # the adapter's own files only: a repo may hold other things beside it
         return Path(snapshot_download(str(adapter), allow_patterns=["adapter_config.json", "adapter_model.*"]))

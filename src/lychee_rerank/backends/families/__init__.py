@@ -162,18 +162,27 @@ def from_config(config: Mapping[str, Any], where: str = "the checkpoint", *, pef
     )
 
 
+def local_dir(model: str | Path, *, what: str) -> Path | None:
+    """``model`` as a local directory, ``None`` for a hub id; OSError for a path that is not a
+    directory (``./x``, ``/x``, ``~/x``, a file): one rule for checkpoints and adapters alike."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_absolute() or str(model).startswith((".", "~")) or path.exists():
+        raise OSError(f"could not load {what} {str(model)!r}: no such directory")
+    return None
+
+
 def read_json(model: str | Path, filename: str = "config.json", *, required: bool = True) -> dict[str, Any] | None:
     """``filename`` of a local directory or a hub id (one small file, from the hub cache if offline);
     ``None`` for a missing file that is not ``required``."""
-    path = Path(model).expanduser()
-    if path.is_dir():
+    path = local_dir(model, what="model")
+    if path is not None:
         file = path / filename
         if not file.is_file():
             if not required:
                 return None
             raise ValueError(f"{model} has no {filename}: is it a transformers checkpoint directory?")
-    elif path.is_absolute() or str(model).startswith((".", "~")) or path.exists():
-        raise OSError(f"could not load model {str(model)!r}: no such directory")
     else:
         from huggingface_hub import hf_hub_download
 
