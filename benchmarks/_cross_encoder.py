@@ -9,8 +9,10 @@ each time is the best of ``--repeats`` (the machine is shared: compare ratios, n
 * CrossEncoder: sentence-transformers' ``CrossEncoder.predict(pairs, batch_size=32)`` (it sorts by
   character length), the reference every score is compared with (max|d|);
 * engine: ``LycheeReranker.rerank`` (``rerank_many`` for concurrent requests) at the same batch
-  size 32; "engine@8" at batch size 8 (every surface's default); and "engine/budget": batches
-  bounded by the token budget only (batch size 256, ``max_batch_tokens`` 16,384).
+  size 32; "engine@8" at batch size 8 (every surface's default); "engine/budget": batches
+  bounded by the token budget only (batch size 256, ``max_batch_tokens`` 16,384); and
+  "engine/padded": batch size 32 with ``packed=False`` (the stock padded forward, batches cut
+  where padding costs least: what runs on CUDA), to show what the packed CPU forward adds.
 
 Model: without ``--model``, :func:`lychee_rerank.testing.tiny_cross_encoder.build` with
 ``size="real"``: the ms-marco-MiniLM-L6 architecture (BERT, 6 layers, hidden 384, 12 heads,
@@ -134,7 +136,7 @@ def measure(scenario: CEScenario, runs: dict[str, tuple[int, Callable[[], list[f
     n = len(scenario.pairs)
     row: dict[str, Any] = {"scenario": scenario.name, "pairs": n}
     row.update({f"{k} p/s": n / best[k] for k in runs})
-    engines = ("engine", "engine@8", "engine/budget")
+    engines = ("engine", "engine@8", "engine/budget", "engine/padded")
     for k in engines:
         row[f"{k} / CE"] = best["CrossEncoder"] / best[k]
     for k in ("naive", "batched"):  # the brief's yardsticks, same run
@@ -157,10 +159,12 @@ def run(args: argparse.Namespace) -> None:
     ce = CrossEncoder(str(model_dir), device="cpu", local_files_only=True)
     rr = LycheeReranker.from_pretrained(model_dir, device="cpu", dtype="float32")
     budget = LycheeReranker(rr.backend)  # the same model: only the call's batch size differs
+    padded = LycheeReranker.from_pretrained(model_dir, device="cpu", dtype="float32", packed=False)
     assert rr.info["family"] == "cross_encoder", rr.info
     model, tokenizer, activation = rr.backend.model, rr.backend.tokenizer, rr.backend.activation.fn
     naive, batched = NaiveLoop(model, tokenizer, activation), PlainBatched(model, tokenizer, activation)
-    for warm in (lambda: ce.predict([("warm-up", "warm-up")]), lambda: rr.rerank("warm-up", ["warm-up"])):
+    for warm in (lambda: ce.predict([("warm-up", "warm-up")]), lambda: rr.rerank("warm-up", ["warm-up"]),
+                 lambda: padded.rerank("warm-up", ["warm-up"])):
         warm()  # first calls are slow (kernel set-up): not timed
     rows = []
     for scenario in scenarios(tokenizer, quick=args.quick):
@@ -170,6 +174,7 @@ def run(args: argparse.Namespace) -> None:
             "engine": (args.repeats, engine_runner(rr, scenario, CE_BATCH)),
             "engine@8": (args.repeats, engine_runner(rr, scenario, 8)),
             "engine/budget": (args.repeats, engine_runner(budget, scenario, 256)),
+            "engine/padded": (args.repeats, engine_runner(padded, scenario, CE_BATCH)),
             "batched": (args.repeats, lambda: batched.score(pairs)),
         }
         if args.naive_repeats:
@@ -181,7 +186,8 @@ def run(args: argparse.Namespace) -> None:
                                                     scenarios(tokenizer, quick=args.quick)[0].calls[0].query)]
     print(f"\ncross-encoder ({'tiny' if args.quick else 'ms-marco-MiniLM-L6 size'}, random weights, FP32, CPU); best of "
           f"{args.repeats} runs (naive: {args.naive_repeats}); CrossEncoder.predict, engine and batched at batch size "
-          f"{CE_BATCH}, engine@8 at 8, engine/budget at 256 pairs under {rr.backend.max_batch_tokens} padded tokens; pair tokens of the "
+          f"{CE_BATCH}, engine@8 at 8, engine/budget at 256 pairs under {rr.backend.max_batch_tokens} padded tokens, "
+          f"engine/padded at {CE_BATCH} with the padded forward ({padded.info['forward']}); engine forward: {rr.info['forward']}; pair tokens of the "
           f"first scenario: min {min(lengths)}, median {int(np.median(lengths))}, max {max(lengths)}; "
           f"torch threads {torch.get_num_threads()}; load average at the end {os.getloadavg()}; "
           f"engine stats: {dict(rr.backend.stats)}")

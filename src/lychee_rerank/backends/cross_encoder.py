@@ -28,11 +28,15 @@ the document), so this backend is theirs. It scores exactly as sentence-transfor
 * **Images**: text only. An image query is refused when it is read (HTTP 422), an image
   document fails alone (:meth:`CrossEncoderBackend.image_refusal`, as the text-only Qwen3-Reranker).
 
-Speed: each pair is tokenized once, pairs are sorted by token length and packed under
-``batch_size`` pairs and ``max_batch_tokens`` padded tokens, several requests share batches
-(server micro-batching), and forward passes run under ``torch.inference_mode``. A pair's score
-does not depend on its batch (padding is masked; tested). CUDA out-of-memory halves the batch;
-any other failure is isolated to the pair that caused it.
+Speed: each pair is tokenized once, several requests share batches (server micro-batching), and
+forward passes run under ``torch.inference_mode``. On CPU, BERT-layout checkpoints (BERT,
+RoBERTa, XLM-R, ELECTRA heads) run the packed forward of :mod:`.packed_encoder`: only real tokens
+are computed (no padding), and the last layer only for the first token, which the head reads.
+Elsewhere (CUDA, other architectures, ``packed=False``) pairs are sorted by token length and cut
+into padded batches where padding costs least (:meth:`CrossEncoderBackend.batches`). Batches hold
+at most ``batch_size`` pairs and ``max_batch_tokens`` padded tokens. A pair's score does not
+depend on its batch or on the forward used (tested). CUDA out-of-memory halves the batch; any
+other failure is isolated to the pair that caused it.
 
 ``PairScore``: ``score`` is the activated logit, ``yes_logit`` the raw logit and ``no_logit`` 0
 (so ``raw_scores`` answers and ``sigmoid(yes - no)`` work as for the yes/no families), and
@@ -60,6 +64,7 @@ from ..results import PairScore
 from .base import Backend, ProgressCallback
 from .families import FamilySpec, read_json
 from .loading import from_pretrained, resolve_attn, resolve_device, resolve_dtype
+from .packed_encoder import PackedEncoder
 
 logger = logging.getLogger("lychee_rerank")
 
@@ -192,6 +197,7 @@ class CrossEncoderBackend(Backend):
         max_length: int,
         max_batch_tokens: int | None = None,
         first_only: bool = False,
+        packed: PackedEncoder | None = None,
     ) -> None:
         num_labels = int(getattr(model.config, "num_labels", 1))
         if num_labels != 1:
@@ -210,6 +216,7 @@ class CrossEncoderBackend(Backend):
         self.max_length = int(max_length)
         self.max_batch_tokens = max_batch_tokens
         self.first_only = first_only
+        self.packed = packed
         self.hidden_size = int(getattr(model.config, "hidden_size", 768) or 768)
         kind = torch.device(device).type
         overhead = BATCH_OVERHEAD_TOKENS.get(kind, 256)
@@ -258,7 +265,9 @@ class CrossEncoderBackend(Backend):
             "scoring": "classifier",
             "activation": self.activation.name,
             "max_length": self.max_length,
-            "last_layer": "feed-forward on [CLS] only" if self.first_only else "as shipped",
+            "forward": "packed (real tokens only)" if self.packed is not None else "padded",
+            "last_layer": ("[CLS] only" if self.packed is not None
+                           else "feed-forward on [CLS] only" if self.first_only else "as shipped"),
             "instruction": NO_INSTRUCTION,
         }
 
@@ -402,7 +411,9 @@ class CrossEncoderBackend(Backend):
         ``rows * width * (1 + width / (6 * hidden))`` (linear layers plus attention, per padded
         row) plus :attr:`batch_overhead_tokens` (one forward pass's fixed cost, in tokens: small
         on CPU, large on a GPU, where padding is cheap and launches are not), and the cheapest
-        cuts are found exactly by dynamic programming over the sorted lengths.
+        cuts are found exactly by dynamic programming over the sorted lengths. With the packed
+        forward no padding is computed, the padding term is zero and the fewest batches cost
+        least: fixed chunks of the sorted pairs under the same limits.
         """
         ordered = sorted(pairs, key=lambda p: -p.length)
         n = len(ordered)
@@ -410,7 +421,7 @@ class CrossEncoderBackend(Backend):
             return []
         lengths = [p.length for p in ordered]
         limit = self.max_batch_tokens
-        if n * min(batch_size, n) > DP_MAX_STEPS:  # very large calls: fixed chunks under the same limits
+        if self.packed is not None or n * min(batch_size, n) > DP_MAX_STEPS:  # fixed chunks under the same limits
             return self._chunks(ordered, batch_size)
         hidden = 6.0 * self.hidden_size
         best = [0.0] + [float("inf")] * n  # best[j]: cheapest cost of the first j pairs
@@ -492,13 +503,14 @@ class CrossEncoderBackend(Backend):
     def _forward(self, batch: list[_Pair]) -> list[PairScore]:
         inputs = {k: v.to(self.device_, non_blocking=True) for k, v in self._pad(batch).items()}
         with self._lock:
-            logits = self.model(**inputs).logits
+            logits = self.packed(inputs) if self.packed is not None else self.model(**inputs).logits
         logits = logits.float()
         scores = self.activation.fn(logits).reshape(len(batch)).tolist()
         raw = logits.reshape(len(batch)).tolist()
         self.stats["batches"] += 1
         self.stats["pairs"] += len(batch)
         self.stats["padded_tokens"] += inputs["input_ids"].numel()
+        self.stats["computed_tokens"] += sum(p.length for p in batch) if self.packed is not None else inputs["input_ids"].numel()
         return [
             PairScore(score=float(s), yes_logit=float(r), no_logit=0.0, evidence={"logit": float(r)})
             for s, r in zip(scores, raw)
@@ -508,12 +520,15 @@ class CrossEncoderBackend(Backend):
 def create_backend(config: RerankerConfig, spec: FamilySpec, **options: Any) -> CrossEncoderBackend:
     """Registry factory for the ``cross_encoder`` family (called by :func:`.lychee.create_backend`).
 
-    ``options``: ``max_length`` (the pair's token budget; default CrossEncoder's). The yes/no
-    driver's ``max_new_tokens`` / ``preprocess_workers`` are accepted and mean nothing here.
+    ``options``: ``max_length`` (the pair's token budget; default CrossEncoder's); ``packed``
+    (default ``True``: the packed forward on CPU where the architecture has the BERT layout;
+    ``False``: always the stock padded forward). The yes/no driver's ``max_new_tokens`` /
+    ``preprocess_workers`` are accepted and mean nothing here.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     max_length = options.pop("max_length", None)
+    use_packed = bool(options.pop("packed", True))
     unknown = set(options) - _DRIVER_OPTIONS
     if unknown:
         raise TypeError(f"unknown option(s) for the {spec.name} backend: {', '.join(sorted(unknown))}")
@@ -533,6 +548,7 @@ def create_backend(config: RerankerConfig, spec: FamilySpec, **options: Any) -> 
             trust_remote_code=config.trust_remote_code, processor_class=AutoTokenizer, device=device,
         )
     first_only = first_position_only(model)
+    packed = PackedEncoder.attach(model) if use_packed and device.type == "cpu" else None
     num_labels = int(getattr(model.config, "num_labels", 1))
     activation = resolve_activation(name, model.config, num_labels, config.trust_remote_code)
     length = int(max_length) if max_length else resolve_max_length(name, tokenizer, model.config)
@@ -541,4 +557,5 @@ def create_backend(config: RerankerConfig, spec: FamilySpec, **options: Any) -> 
     return CrossEncoderBackend(
         model, tokenizer, spec=spec, model_name=name, device=device, dtype=dtype, attn_implementation=attn,
         activation=activation, max_length=length, max_batch_tokens=config.max_batch_tokens, first_only=first_only,
+        packed=packed,
     )

@@ -88,10 +88,13 @@ def write_tokenizer(out: Path) -> None:
     }, indent=2))
 
 
-#: ``architecture``: the class and model_type written to config.json (XLM-R: bge-reranker's class,
-#: here on the BERT vocabulary, so its position ids start after pad id 0 and need 514 rows).
+#: ``architecture``: the class and model_type written to config.json (XLM-R: bge-reranker's class;
+#: RoBERTa; ELECTRA with its default 128-wide embeddings projected to the hidden size), all on the
+#: BERT vocabulary: the (XLM-)RoBERTa position ids start after pad id 0 and need 514 rows.
 ARCHITECTURES = {"bert": ("BertForSequenceClassification", "bert", 512),
-                 "xlm-roberta": ("XLMRobertaForSequenceClassification", "xlm-roberta", 514)}
+                 "xlm-roberta": ("XLMRobertaForSequenceClassification", "xlm-roberta", 514),
+                 "roberta": ("RobertaForSequenceClassification", "roberta", 514),
+                 "electra": ("ElectraForSequenceClassification", "electra", 512)}
 
 
 def config_dict(size: str, num_labels: int, activation: Optional[str], architecture: str = "bert") -> dict[str, Any]:
@@ -155,7 +158,7 @@ def build(
     size: Literal["tiny", "real"] = "tiny",
     num_labels: int = 1,
     activation: Optional[Literal["identity", "sigmoid"]] = None,
-    architecture: Literal["bert", "xlm-roberta"] = "bert",
+    architecture: Literal["bert", "xlm-roberta", "roberta", "electra"] = "bert",
 ) -> Path:
     """Build the checkpoint in ``out_dir``; return its path."""
     import torch

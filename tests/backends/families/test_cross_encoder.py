@@ -74,7 +74,8 @@ def test_the_family_is_found_from_config_json(cross_encoder_dir, cross_encoder_r
     info = cross_encoder_reranker.info
     assert (info["backend"], info["family"], info["device"], info["dtype"]) == ("lychee", FAMILY, "cpu", "float32")
     assert (info["activation"], info["max_length"]) == ("Sigmoid", 512)
-    assert info["last_layer"] == "feed-forward on [CLS] only"  # the parity tests below run with it
+    # The parity tests below run the packed CPU forward (no padding, the last layer on [CLS] only).
+    assert (info["forward"], info["last_layer"]) == ("packed (real tokens only)", "[CLS] only")
     assert "ignored" in info["instruction"] and cross_encoder_reranker.backend.default_instruction == ""
     # Any *ForSequenceClassification is this family; --family names it for a checkpoint whose config does not.
     assert detect(cross_encoder_dir, FAMILY) is FAMILIES[FAMILY]
@@ -126,13 +127,14 @@ def test_batches_keep_the_limits_and_pad_less_than_fixed_chunks(cross_encoder_re
     rng = np.random.default_rng(0)
     lengths = [int(x) for x in np.clip(rng.lognormal(np.log(90), 0.6, 100), 10, 512)]
     pairs = [_Pair(0, i, {"input_ids": [1] * n}, False) for i, n in enumerate(lengths)]
-    saved = backend.max_batch_tokens, backend.batch_overhead_tokens
-    backend.max_batch_tokens, backend.batch_overhead_tokens = budget, 64.0  # the CPU cost of a MiniLM-size forward
+    saved = backend.max_batch_tokens, backend.batch_overhead_tokens, backend.packed
+    # The padded forward's batches (as on CUDA or with packed=False), at the CPU cost of a MiniLM-size forward.
+    backend.max_batch_tokens, backend.batch_overhead_tokens, backend.packed = budget, 64.0, None
     try:
         batches = backend.batches(pairs, batch_size)
         chunks = backend._chunks(sorted(pairs, key=lambda p: -p.length), batch_size)
     finally:
-        backend.max_batch_tokens, backend.batch_overhead_tokens = saved
+        backend.max_batch_tokens, backend.batch_overhead_tokens, backend.packed = saved
     assert sorted(p.slot for b in batches for p in b) == list(range(100))  # every pair once
     for b in batches:
         assert len(b) <= batch_size
@@ -190,22 +192,24 @@ def test_an_image_document_fails_alone_and_an_image_query_is_refused(cross_encod
     assert scores[0].error is None and TEXT_ONLY in scores[1].error
 
 
-def test_a_failing_pair_does_not_sink_its_batch(cross_encoder_dir, monkeypatch):
-    reranker = LycheeReranker.from_pretrained(cross_encoder_dir, device="cpu", dtype="float32")
+@pytest.mark.parametrize("packed", [True, False])
+def test_a_failing_pair_does_not_sink_its_batch(cross_encoder_dir, monkeypatch, packed):
+    reranker = LycheeReranker.from_pretrained(cross_encoder_dir, device="cpu", dtype="float32", packed=packed)
     backend = reranker.backend
-    real = backend.model.forward
+    embeddings = backend.model.bert.embeddings  # the first module of the packed and of the padded forward
+    real = embeddings.forward
 
     def forward(input_ids=None, **kwargs):
         if any("poison" in backend.tokenizer.decode(row) for row in input_ids.tolist()):
             raise RuntimeError("boom")
         return real(input_ids=input_ids, **kwargs)
 
-    monkeypatch.setattr(backend.model, "forward", forward)
+    monkeypatch.setattr(embeddings, "forward", forward)
     docs = ["The capital of China is Beijing.", "poison pill document", "a black cat"]
     results = sorted(reranker.rerank("q", docs, batch_size=8), key=lambda r: r.index)
     assert "boom" in (results[1].error or "")
     assert results[0].error is None and results[2].error is None
-    monkeypatch.setattr(backend.model, "forward", real)
+    monkeypatch.setattr(embeddings, "forward", real)
     clean = engine_scores(reranker, "q", [docs[0], docs[2]])
     assert [results[0].score, results[2].score] == pytest.approx(clean, abs=TOL)
 
@@ -230,21 +234,53 @@ def test_a_saved_activation_is_applied_as_crossencoder_applies_it(tmp_path_facto
         assert all(r.score == pytest.approx(1 / (1 + np.exp(-r.yes_logit)), abs=1e-6) for r in results)
 
 
-def test_an_xlm_roberta_cross_encoder_equals_crossencoder_predict(tmp_path_factory):
+@pytest.mark.parametrize("architecture", ["xlm-roberta", "roberta", "electra"])
+def test_other_bert_layout_heads_equal_crossencoder_predict_packed_and_padded(tmp_path_factory, architecture):
     """bge-reranker's class (XLMRobertaForSequenceClassification: an MLP head on <s>, positions after
-    the pad id), here on the BERT vocabulary: detected, the [CLS]-only last layer applied, same scores."""
-    model_dir = tiny_cross_encoder_checkpoint(tmp_path_factory, seed=3, architecture="xlm-roberta")
+    the pad id), RoBERTa's, and ELECTRA's (a projection after the embeddings, a GELU head), here on
+    the BERT vocabulary: detected, and the same scores through the packed forward and the padded one."""
+    model_dir = tiny_cross_encoder_checkpoint(tmp_path_factory, seed=3, architecture=architecture)
     assert detect(model_dir) is FAMILIES[FAMILY]
     ce = reference(model_dir)
-    reranker = LycheeReranker.from_pretrained(model_dir, device="cpu", dtype="float32")
-    assert reranker.info["last_layer"] == "feed-forward on [CLS] only"
+    packed = LycheeReranker.from_pretrained(model_dir, device="cpu", dtype="float32")
+    padded = LycheeReranker.from_pretrained(model_dir, device="cpu", dtype="float32", packed=False)
+    assert (packed.info["forward"], packed.info["last_layer"]) == ("packed (real tokens only)", "[CLS] only")
+    assert (padded.info["forward"], padded.info["last_layer"]) == ("padded", "feed-forward on [CLS] only")
     flat = []
     for query, docs in CALLS + [("what number comes last?", [LONG, "short", LONG_ZH])]:
         want = predict(ce, query, docs)
         flat += want
         for batch_size in (1, 3, 8):
-            assert engine_scores(reranker, query, docs, batch_size) == pytest.approx(want, abs=TOL), (query, batch_size)
+            for reranker in (packed, padded):
+                got = engine_scores(reranker, query, docs, batch_size)
+                assert got == pytest.approx(want, abs=TOL), (reranker.info["forward"], query, batch_size)
     assert np.std(flat) > 0.05, flat
+
+
+def test_the_packed_forward_computes_real_tokens_only_and_equals_the_padded_one(cross_encoder_dir, cross_encoder_reranker):
+    docs = DOCS_EN + DOCS_ZH + [LONG, LONG_ZH[:80], "short"]
+    padded = LycheeReranker.from_pretrained(cross_encoder_dir, device="cpu", dtype="float32", packed=False)
+    backend = cross_encoder_reranker.backend
+    before = dict(backend.stats)
+    for batch_size in (1, 4, 32):
+        got = engine_scores(cross_encoder_reranker, "What is the capital of China?", docs, batch_size)
+        assert got == pytest.approx(engine_scores(padded, "What is the capital of China?", docs, batch_size), abs=TOL)
+    computed = backend.stats["computed_tokens"] - before.get("computed_tokens", 0)
+    padded_tokens = backend.stats["padded_tokens"] - before.get("padded_tokens", 0)
+    lengths = [p.length for p in backend._tokenize(0, docs, "What is the capital of China?")]
+    assert computed == 3 * sum(lengths) < padded_tokens  # no padding computed, at any batch size
+    assert padded.backend.stats["computed_tokens"] == padded.backend.stats["padded_tokens"]
+
+
+def test_the_packed_forward_is_used_only_for_the_layout_it_reads():
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    from lychee_rerank.backends.packed_encoder import PackedEncoder
+
+    small = dict(vocab_size=99, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, num_labels=1)
+    assert PackedEncoder.attach(BertForSequenceClassification(BertConfig(**small)).eval()) is not None
+    assert PackedEncoder.attach(BertForSequenceClassification(BertConfig(**small, is_decoder=True)).eval()) is None
+    assert PackedEncoder.attach(BertModel(BertConfig(**small)).eval()) is None  # not a classification head it knows
 
 
 def test_an_untrusted_activation_path_falls_back_as_crossencoder_does(tmp_path_factory):
