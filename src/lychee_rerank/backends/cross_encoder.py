@@ -419,10 +419,10 @@ class CrossEncoderBackend(Backend):
         n = len(ordered)
         if n == 0:
             return []
-        lengths = [p.length for p in ordered]
-        limit = self.max_batch_tokens
         if self.packed is not None or n * min(batch_size, n) > DP_MAX_STEPS:  # fixed chunks under the same limits
             return self._chunks(ordered, batch_size)
+        lengths = [p.length for p in ordered]
+        limit = self.max_batch_tokens
         hidden = 6.0 * self.hidden_size
         best = [0.0] + [float("inf")] * n  # best[j]: cheapest cost of the first j pairs
         cut = [0] * (n + 1)
