@@ -96,7 +96,9 @@ def render(schema: dict[str, Any]) -> str:
         f"`lychee serve` ({info.get('title', '')} {info.get('version', '')}, OpenAPI {schema.get('openapi', '')}). "
         "This page is generated from the running code's OpenAPI schema each time the site is built; "
         f"the schema itself: [openapi.json](openapi.json). A running server also serves it at `/openapi.json`, "
-        "with Swagger UI at `/docs` and ReDoc at `/redoc` (offline assets).",
+        "with Swagger UI at `/docs` and ReDoc at `/redoc` (offline assets). With an API key "
+        "(`--api-key` / `LYCHEE_API_KEY`) every route except `/health` needs `Authorization: Bearer KEY` "
+        "(the page is built without one).",
         "",
     ]
     if info.get("summary"):
@@ -117,8 +119,6 @@ def render(schema: dict[str, Any]) -> str:
             out += [op["description"].strip(), ""]
         if op.get("tags"):
             out += ["Tags: " + ", ".join(f"`{t}`" for t in op["tags"]), ""]
-        if op.get("security"):
-            out += ["Needs the API key (`Authorization: Bearer KEY`) when the server has one.", ""]
         params = op.get("parameters", [])
         if params:
             out += ["| parameter | in | type | required | description |", "|---|---|---|---|---|"]

@@ -48,6 +48,7 @@ class Run:
         self.image = f"localhost/lychee-ctest:{self.label}"
         self.images: list[str] = [self.image, self.base]
         self.timings: dict[str, float | str] = {}
+        self.dangling_before = podman.dangling_images()  # what was there before: not this run's to remove
         self._names = 0
 
     def name(self, role: str) -> str:
@@ -69,7 +70,7 @@ def run() -> Iterator[Run]:
         yield current
     finally:
         if not KEEP:
-            podman.remove_everything(current.label, current.images)
+            podman.remove_everything(current.label, current.images, current.dangling_before)
 
 
 @pytest.fixture(scope="session")

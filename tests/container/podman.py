@@ -155,7 +155,6 @@ class Container:
 
     name: str
     url: str
-    port: int
     started: float = field(default_factory=time.monotonic)
 
     def logs(self) -> str:
@@ -218,7 +217,7 @@ def running(image: str, name: str, port: int, container_port: int, *, run_label:
         args += ["-e", f"{key}={value}"]
     for volume in volumes:
         args += ["-v", volume]
-    container = Container(name=name, url=f"http://127.0.0.1:{port}", port=port)
+    container = Container(name=name, url=f"http://127.0.0.1:{port}")
     try:
         podman(*args, image, *command, timeout=120)
         yield container
@@ -226,8 +225,13 @@ def running(image: str, name: str, port: int, container_port: int, *, run_label:
         podman("rm", "-f", "-v", "-t", "2", name, check=False, timeout=120)
 
 
-def remove_everything(run_label: str, images: Sequence[str]) -> None:
-    """Containers and images of this run (by label and by tag), then what the builds left dangling."""
+def dangling_images() -> set[str]:
+    return set(podman("images", "-a", "-q", "--filter", "dangling=true", check=False).stdout.split())
+
+
+def remove_everything(run_label: str, images: Sequence[str], dangling_before: set[str]) -> None:
+    """Containers and images of this run (by label and by tag), then the untagged images that
+    appeared during the run (its build stages): never anything else on the host."""
     listed = podman("ps", "-a", "-q", "--filter", f"label={LABEL}={run_label}", check=False).stdout.split()
     if listed:
         podman("rm", "-f", "-v", "-t", "2", *listed, check=False, timeout=300)
@@ -236,4 +240,6 @@ def remove_everything(run_label: str, images: Sequence[str]) -> None:
     labelled = podman("images", "-a", "-q", "--filter", f"label={LABEL}={run_label}", check=False).stdout.split()
     if labelled:
         podman("rmi", "-f", *sorted(set(labelled)), check=False, timeout=300)
-    podman("image", "prune", "-f", check=False, timeout=300)
+    left = sorted(dangling_images() - dangling_before)
+    if left:
+        podman("rmi", "-f", *left, check=False, timeout=300)

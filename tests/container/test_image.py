@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from ..serving.conftest import free_port
 from .conftest import Run
-from .podman import NO_TIMER, ContainerFailed, podman, running
+from .podman import NO_TIMER, ContainerFailed, image_inspect, podman, running
 
 LITE_NOTE_WORDS = "offline approximation"
 
@@ -46,7 +45,7 @@ def rerank_body(query: str, photos: dict[str, Path]) -> dict:
 
 
 def test_the_image_runs_as_a_non_root_user_and_holds_no_secret(image: str):
-    inspected = json.loads(podman("image", "inspect", image).stdout)[0]
+    inspected = image_inspect(image)
     config = inspected["Config"]
     assert config["User"].split(":")[0] not in ("", "0", "root")
     env = dict(item.split("=", 1) for item in config["Env"])

@@ -7,7 +7,6 @@ of the session and written to ``artifacts/docs-examples.json``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

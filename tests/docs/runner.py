@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -44,7 +45,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,6 +54,8 @@ from typing import Iterator
 
 from lychee_rerank.testing.processes import wait_healthy
 from tests.family_support import hub_snapshot
+from tests.serving.conftest import free_port
+from tests.ui.browser import stop_session
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -241,16 +243,14 @@ def hub_cache_dir() -> Path:
     return Path(os.environ.get("LYCHEE_DOCS_HUB_CACHE", ROOT / ".cache" / "docs-hub"))
 
 
+@functools.cache
 def _builder_stamp(hub_id: str) -> str:
     """Changes when the builder's source or transformers changes: then the checkpoint is rebuilt."""
     import transformers
 
-    module = TINY_CHECKPOINTS[hub_id][0]
-    src = ROOT / "src" / Path(*module.split(".")).with_suffix(".py")
     h = hashlib.sha256()
-    for f in sorted((ROOT / "src/lychee_rerank/testing").glob("*.py")):
+    for f in sorted((ROOT / "src/lychee_rerank/testing").glob("*.py")):  # the builders and what they share
         h.update(f.read_bytes())
-    h.update(src.read_bytes())
     h.update(transformers.__version__.encode())
     h.update(repr(TINY_CHECKPOINTS[hub_id]).encode())
     return h.hexdigest()[:40]
@@ -312,26 +312,6 @@ def ensure_gallery() -> None:
 # Running
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen, grace_s: float = 15) -> None:
-    """SIGINT then SIGKILL to the whole session ``proc`` leads (started with start_new_session)."""
-    for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGKILL, 10)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=wait_s)
-            if sig == signal.SIGINT:
-                # The leader is gone; anything it left in its session goes too.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            return
-
-
 @contextlib.contextmanager
 def _server(args: list[str], env: dict, cwd: Path, log: Path, timeout: float = 300) -> Iterator[str]:
     port = free_port()
@@ -348,7 +328,7 @@ def _server(args: list[str], env: dict, cwd: Path, log: Path, timeout: float = 3
             raise DocsExampleError(str(exc)) from exc
         yield base
     finally:
-        _stop(proc)
+        stop_session(proc, grace_s=15)
         sink.close()
 
 
@@ -475,7 +455,7 @@ def run_page(path: str | Path, *, cache: Path | None = None, keep: Path | None =
                 pass
             finally:
                 timed_out = proc.poll() is None
-                _stop(proc, grace_s=5)
+                stop_session(proc, grace_s=5)
             log.seek(0)
             output = log.read()
         if timed_out:
@@ -505,6 +485,8 @@ def count_all(pages: list[Path] | None = None) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    # SIGTERM unwinds like Ctrl-C, so the servers and page drivers it started are stopped (finally blocks).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pages", nargs="*", type=Path, help="pages to run (default: every page)")
     parser.add_argument("--count", action="store_true", help="only count blocks and commands; run nothing")
