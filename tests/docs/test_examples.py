@@ -169,3 +169,49 @@ def test_a_server_page_runs_in_order_with_exports_and_fails_on_http_errors(tmp_p
     ''')
     with pytest.raises(DocsExampleError, match=rf"^{bad}:6: command exited with 22"):
         run_page(bad)
+
+
+def test_the_runner_command_stops_its_server_and_page_on_sigterm(tmp_path: Path) -> None:
+    """``python -m tests.docs.runner`` (the command line) starts a ``lychee serve`` and a page driver,
+    each in its own session: a SIGTERM to the runner stops both, not only the runner."""
+    import contextlib
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from lychee_rerank.testing.processes import stop_process
+
+    started = tmp_path / "started"
+    page = write(tmp_path / "waits.md", f'''
+        # Server
+
+        <!-- docs-test: server --backend lite -->
+
+        ```python
+        import pathlib, time
+        pathlib.Path({str(started)!r}).touch()
+        time.sleep(600)
+        ```
+    ''')
+    runner = subprocess.Popen([sys.executable, "-m", "tests.docs.runner", str(page)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spawned: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 240
+        while not started.exists():
+            assert runner.poll() is None, "the runner exited before the page started"
+            assert time.monotonic() < deadline, "the page did not start within 240 s"
+            time.sleep(0.5)
+        spawned = psutil.Process(runner.pid).children(recursive=True)
+        assert len(spawned) >= 2, spawned  # the server and the page driver
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=60)
+        gone, alive = psutil.wait_procs(spawned, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:
+        stop_process(runner, grace_s=5)
+        for p in spawned:  # whatever is left when the assertion failed
+            with contextlib.suppress(psutil.Error):
+                p.kill()
